@@ -1,0 +1,212 @@
+"""The runtime API a task uses: ``log``, ``get_secret_by_name``, ``get_task_by_name_run``.
+
+These functions talk to the host through the active :class:`Session`, which ``gust task run``
+and ``gust run done`` set up. A session owns the channel, the secret masker and the call lock:
+calls from several threads are serialised (one call in flight, its reply matched to it), while
+logs only take the channel's write lock, so logging never waits behind a slow call.
+
+Outside a session (for example when a DAG author calls a task method in a unit test), ``log``
+writes a plain line to stderr and the calls raise :class:`~gust.errors.NotInTaskError`.
+``send_frame`` and ``_read_frame`` are kept for code written against earlier releases; without a
+session they use the process's own stdout and stdin as those releases did.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import threading
+from typing import Any
+
+from gust import protocol
+from gust._channel import Channel, FdChannel
+from gust.errors import CallError, NotInTaskError
+from gust.masking import SecretMasker
+
+__all__ = [
+    "NOT_FOUND_ERRORS",
+    "Session",
+    "_read_frame",
+    "active_session",
+    "get_secret_by_name",
+    "get_task_by_name_run",
+    "log",
+    "send_frame",
+]
+
+#: Host errors that mean "nothing by that name": the call returns ``None``.
+NOT_FOUND_ERRORS = frozenset({"secret_not_found", "task_not_found"})
+
+
+class Session:
+    """The child's side of one conversation with a host.
+
+    Args:
+        channel: where frames go and replies come from.
+        calls_allowed: ``False`` inside ``run done``, where no host answers.
+        call_timeout: seconds to wait for each reply, or ``None`` for no limit.
+    """
+
+    def __init__(
+        self,
+        channel: Channel,
+        *,
+        calls_allowed: bool = True,
+        call_timeout: float | None = None,
+    ) -> None:
+        self.channel = channel
+        self.calls_allowed = calls_allowed
+        self.call_timeout = call_timeout
+        self.masker = SecretMasker()
+        self._call_lock = threading.Lock()
+
+    def log(self, msg: str, level: str = "info") -> None:
+        """Send one log line, secrets masked."""
+        masker = self.masker
+        self.channel.write_frame(
+            {"type": "log", "level": level, "msg": masker.mask(msg) if masker else msg}
+        )
+
+    def call(self, frame: dict[str, Any], what: str) -> Any:
+        """Send a ``call`` frame and return the reply's ``data`` (see the module docstring)."""
+        if not self.calls_allowed:
+            raise NotInTaskError(
+                f"{what} cannot be answered here: no host answers calls inside `gust run done`"
+            )
+        with self._call_lock:
+            self.channel.write_frame(frame)
+            while True:
+                reply = self.channel.read_frame(self.call_timeout, f"the reply to {what}")
+                if "ok" in reply:
+                    break
+                # Not a reply (no "ok"): ignored, as receivers ignore what they do not know.
+        if reply["ok"] is True:
+            return reply.get("data")
+        error = reply.get("error")
+        if error in NOT_FOUND_ERRORS:
+            return None
+        raise CallError(str(frame.get("op")), error)
+
+
+_session: Session | None = None
+_fallback: Session | None = None
+_fallback_lock = threading.Lock()
+
+
+def activate(session: Session | None) -> None:
+    """Make ``session`` the one the runtime API talks through (``None`` to clear)."""
+    global _session
+    _session = session
+
+
+def active_session() -> Session | None:
+    """The session of the running task or callback, if any."""
+    return _session
+
+
+def _legacy_session() -> Session:
+    # Earlier releases wrote frames straight to stdout and read replies from stdin.
+    global _fallback
+    with _fallback_lock:
+        if _fallback is None:
+            _fallback = Session(FdChannel(sys.stdout.fileno(), sys.stdin.fileno()))
+        return _fallback
+
+
+def log(msg: Any, level: str = "info") -> None:
+    """Send ``msg`` as a log line of the running task.
+
+    Args:
+        msg: the text; anything else is turned into text with ``str()``.
+        level: ``debug``, ``info``, ``warning``, ``error`` or ``critical`` (any string is sent).
+    """
+    text = msg if isinstance(msg, str) else str(msg)
+    level = level if isinstance(level, str) else str(level)
+    session = _session
+    if session is None:
+        sys.stderr.write(f"[gust {level}] {text}\n")
+        return
+    session.log(text, level)
+
+
+def get_secret_by_name(name: str) -> dict[str, Any] | None:
+    """Ask the host for a secret.
+
+    Returns:
+        ``{"id", "name", "value_type", "value"}`` as the host sends it, or ``None`` when no
+        secret has that name. Its value is masked in every later log and error of the process.
+
+    Raises:
+        CallError: the host answered with another error.
+        HostGoneError: the host closed the channel.
+        CallTimeoutError: no reply within ``GUST_CALL_TIMEOUT`` seconds.
+        NotInTaskError: called outside a task run.
+    """
+    session = _require_session("get_secret_by_name")
+    data = session.call(protocol.call_get_secret(name), f"get_secret_by_name({name!r})")
+    if isinstance(data, dict) and "value" in data:
+        value = data["value"]
+        session.masker.register(value)
+        if data.get("value_type") == "json" and isinstance(value, str):
+            # Not JSON text after all: the whole string is registered already.
+            with contextlib.suppress(ValueError):
+                session.masker.register(json.loads(value))
+    return data
+
+
+def get_task_by_name_run(name: str, run_id: Any) -> dict[str, Any] | None:
+    """Ask the host for a task of a run.
+
+    Returns:
+        ``{"id", "result"}`` as the host sends it (``result`` is the saved result), or ``None``
+        when the run has no such task.
+
+    Raises:
+        CallError, HostGoneError, CallTimeoutError, NotInTaskError: as for
+        :func:`get_secret_by_name`.
+    """
+    session = _require_session("get_task_by_name_run")
+    return session.call(
+        protocol.call_get_task(name, run_id), f"get_task_by_name_run({name!r}, {run_id!r})"
+    )
+
+
+def send_frame(payload: dict[str, Any]) -> None:
+    """Write one raw frame to the host (kept for code written against earlier releases)."""
+    (_session or _legacy_session()).channel.write_frame(payload)
+
+
+def _read_frame() -> dict[str, Any]:
+    """Read one raw frame from the host (kept for code written against earlier releases)."""
+    session = _session or _legacy_session()
+    return session.channel.read_frame(session.call_timeout, "a frame from the host")
+
+
+def _require_session(op: str) -> Session:
+    session = _session
+    if session is None:
+        raise NotInTaskError(
+            f"{op} needs a host to answer it: run the task with `gust task run` "
+            f"(or `python -m gust.harness`), not by calling it directly"
+        )
+    return session
+
+
+def call_timeout_from_env(environ: os._Environ[str] | dict[str, str] = os.environ) -> float | None:
+    """Read ``GUST_CALL_TIMEOUT`` (seconds); unset or empty means no limit.
+
+    Raises:
+        ValueError: the variable is set to something that is not a positive number.
+    """
+    raw = environ.get("GUST_CALL_TIMEOUT", "").strip()
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value > 0 or value != value or value == float("inf"):
+        raise ValueError(f"GUST_CALL_TIMEOUT must be a positive number of seconds, not {raw!r}")
+    return value

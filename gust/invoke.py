@@ -1,0 +1,163 @@
+"""Find and call user code: load a DAG file, pick the DAG and the task, describe failures.
+
+Every step that can fail raises :class:`SetupError` carrying the exact message of SPEC §5
+(``Failed to load module from <path>``, ``Dag '<D>' not found in module``, ...) and the
+exception behind it, so the runtime can report it in-band with no other knowledge.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import os
+import re
+import sys
+import traceback
+from collections.abc import Callable
+from types import ModuleType, TracebackType
+from typing import Any
+
+from gust.dag import TASK_ATTR, Dag, TaskOptions
+from gust.errors import GustError
+
+__all__ = [
+    "SetupError",
+    "call_task",
+    "exception_type_name",
+    "find_callable",
+    "find_dag",
+    "format_exception",
+    "load_module",
+]
+
+_GUST_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+class SetupError(GustError):
+    """A step before the task itself failed; ``message`` is the exact text of SPEC §5."""
+
+    def __init__(self, message: str, cause: BaseException | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.cause = cause
+
+
+def _module_name(path: str) -> str:
+    stem = re.sub(r"\W", "_", os.path.splitext(os.path.basename(path))[0]) or "dag"
+    if stem[0].isdigit():
+        stem = "_" + stem
+    return stem if stem not in sys.modules else f"_gust_dag_{stem}"
+
+
+def load_module(path: str) -> ModuleType:
+    """Import the DAG file at ``path`` with its folder and the working directory importable.
+
+    Raises:
+        SetupError: ``Failed to load module from <path>``, with the cause (missing file, syntax
+            error, or whatever the module raised while it was imported).
+    """
+    abspath = os.path.abspath(path)
+    message = f"Failed to load module from {path}"
+    for folder in (os.getcwd(), os.path.dirname(abspath)):
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
+    name = _module_name(abspath)
+    spec = importlib.util.spec_from_file_location(name, abspath)
+    if spec is None or spec.loader is None:
+        raise SetupError(message, ImportError(f"{path} is not a Python source file"))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException as exc:
+        sys.modules.pop(name, None)
+        raise SetupError(message, exc) from exc
+    return module
+
+
+def _first_dag_class(module: ModuleType) -> type | None:
+    for value in vars(module).values():
+        if (
+            isinstance(value, type)
+            and issubclass(value, Dag)
+            and value is not Dag
+            and value.__module__ == module.__name__
+        ):
+            return value
+    return None
+
+
+def find_dag(module: ModuleType, name: str, *, stem_fallback: str | None = None) -> Any:
+    """Return the DAG object called ``name``: an instance of the class, or the object itself.
+
+    Args:
+        stem_fallback: the file stem; when ``name`` names nothing and the stem ends with it,
+            the first ``Dag`` class of the module is used (Gust passes the original file's stem
+            while running a temp copy).
+
+    Raises:
+        SetupError: ``Dag '<name>' not found in module``, or the class could not be created.
+    """
+    target = getattr(module, name, None) if name.isidentifier() else None
+    if target is None and stem_fallback is not None and stem_fallback.endswith(name):
+        target = _first_dag_class(module)
+    if target is None:
+        raise SetupError(f"Dag '{name}' not found in module")
+    if not isinstance(target, type):
+        return target
+    try:
+        return target()
+    except BaseException as exc:
+        raise SetupError(f"Dag '{name}' could not be created", exc) from exc
+
+
+def find_callable(dag: Any, dag_name: str, attr: str) -> tuple[Callable[..., Any], TaskOptions]:
+    """Return the task (or callback) ``attr`` of ``dag`` with its ``@task`` options.
+
+    Raises:
+        SetupError: ``Task '<T>' not found on dag '<D>'`` or ``... is not callable``.
+    """
+    try:
+        fn = getattr(dag, attr)
+    except AttributeError:
+        raise SetupError(f"Task '{attr}' not found on dag '{dag_name}'") from None
+    except BaseException as exc:
+        raise SetupError(f"Task '{attr}' not found on dag '{dag_name}'", exc) from exc
+    if not callable(fn):
+        raise SetupError(f"Task '{attr}' on dag '{dag_name}' is not callable")
+    options = getattr(fn, TASK_ATTR, None)
+    return fn, options if isinstance(options, TaskOptions) else TaskOptions()
+
+
+def call_task(fn: Callable[..., Any], *args: Any) -> Any:
+    """Call ``fn(*args)``; a coroutine function is run to completion with ``asyncio.run``."""
+    result = fn(*args)
+    if inspect.iscoroutine(result):
+        import asyncio  # only for async tasks: asyncio is slow to import
+
+        return asyncio.run(result)
+    return result
+
+
+def exception_type_name(exc: BaseException) -> str:
+    """``ValueError`` for builtins, ``package.module.Class`` otherwise."""
+    cls = type(exc)
+    if cls.__module__ in ("builtins", "__main__"):
+        return cls.__qualname__
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _user_traceback(tb: TracebackType | None) -> TracebackType | None:
+    # Drop the leading frames of gust itself and of importlib: they tell the user nothing.
+    start = tb
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if not (filename.startswith(_GUST_DIR) or filename.startswith("<frozen importlib")):
+            return tb
+        tb = tb.tb_next
+    return start
+
+
+def format_exception(exc: BaseException) -> str:
+    """The traceback of ``exc`` as Python prints it, without gust's own frames."""
+    return "".join(traceback.format_exception(type(exc), exc, _user_traceback(exc.__traceback__)))
