@@ -1,0 +1,124 @@
+"""The package as installed in every DAG environment: cheap import, small public surface."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import gust
+from gust import Dag, task
+from gust.dag import TASK_ATTR, TaskOptions
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_import_gust_does_not_import_click_or_heavy_modules() -> None:
+    code = (
+        "import sys, gust; "
+        "heavy = [m for m in ('click', 'asyncio', 'gust.cli', 'gust.harness', 'gust.parser') "
+        "if m in sys.modules]; print(heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_version_matches_pyproject() -> None:
+    # tomllib is 3.11+; the [project] table is simple enough to read with a pattern.
+    text = (REPO / "pyproject.toml").read_text()
+    assert re.search(r'^version = "(.+)"$', text, re.M).group(1) == gust.__version__ == "0.2.0"
+    assert re.search(r'^name = "(.+)"$', text, re.M).group(1) == "gust-py"
+    assert re.search(r"^dependencies = (.+)$", text, re.M).group(1) == '["click>=8.1"]'
+
+
+def test_public_surface_and_typing_marker() -> None:
+    assert set(gust.__all__) >= {
+        "Dag",
+        "task",
+        "log",
+        "get_task_by_name_run",
+        "get_secret_by_name",
+        "send_frame",
+        "_read_frame",
+    }
+    assert (Path(gust.__file__).parent / "py.typed").exists()
+
+
+def test_cli_help_and_version_as_subprocess() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "gust", "--help"], capture_output=True, text=True, check=True
+    )
+    for command in ("parse", "task", "run"):
+        assert command in out.stdout
+    version = subprocess.run(
+        [sys.executable, "-m", "gust", "--version"], capture_output=True, text=True, check=True
+    )
+    assert "0.2.0" in version.stdout
+
+
+def test_usage_errors_exit_2_with_a_message() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "gust", "task", "run", "--file", "x.py"],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 2
+    assert "Missing option '--dag'" in out.stderr
+
+
+def test_task_decorator_forms_keep_an_ordinary_method() -> None:
+    class D(Dag):
+        def __init__(self) -> None:
+            super().__init__(schedule="@daily", on_finished_callback="cb", owner="me")
+
+        @task
+        def a(self, ctx: dict) -> int:
+            return ctx["n"] + 1
+
+        @task()
+        def b(self, ctx: dict) -> None: ...
+
+        @task(downstream="a", save=True)
+        def c(self, ctx: dict) -> None: ...
+
+        @task(downstream=["a", "b"])
+        def d(self, ctx: dict) -> None: ...
+
+    dag = D()
+    assert dag.a({"n": 1}) == 2  # callable as a plain method in a unit test
+    assert getattr(D.a, TASK_ATTR) == TaskOptions()
+    assert getattr(D.b, TASK_ATTR) == TaskOptions()
+    assert getattr(D.c, TASK_ATTR) == TaskOptions(("a",), True)
+    assert getattr(D.d, TASK_ATTR) == TaskOptions(("a", "b"), False)
+    assert dag.schedule == "@daily" and dag.on_finished_callback == "cb"
+    assert dag.options == {"schedule": "@daily", "on_finished_callback": "cb", "owner": "me"}
+
+    class NoInit(Dag):
+        pass
+
+    assert NoInit().options == {"schedule": None, "on_finished_callback": None}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"downstream": 3}, "downstream"),
+        ({"downstream": ["a", 1]}, "downstream"),
+        ({"save": "yes"}, "save"),
+    ],
+)
+def test_task_decorator_rejects_bad_options(kwargs: dict, message: str) -> None:
+    with pytest.raises(TypeError, match=message):
+        task(**kwargs)
+
+
+def test_runtime_calls_outside_a_task_are_clear(capsys: pytest.CaptureFixture[str]) -> None:
+    gust.log("hello from a unit test", level="warning")
+    assert capsys.readouterr().err == "[gust warning] hello from a unit test\n"
+    with pytest.raises(gust.NotInTaskError, match="get_secret_by_name needs a host"):
+        gust.get_secret_by_name("X")
+    with pytest.raises(gust.NotInTaskError, match="get_task_by_name_run needs a host"):
+        gust.get_task_by_name_run("t", 1)

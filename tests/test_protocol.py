@@ -1,0 +1,233 @@
+"""The frame codec: round trips, chunking, and every named protocol error."""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gust import protocol
+from gust.protocol import (
+    FrameDecoder,
+    LocalProtocolError,
+    RemoteProtocolError,
+    decode_payload,
+    encode_frame,
+)
+
+json_scalars = st.none() | st.booleans() | st.integers() | st.text()
+json_scalars |= st.floats(allow_nan=False, allow_infinity=False)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(), inner, max_size=5),
+    max_leaves=20,
+)
+json_objects = st.dictionaries(st.text(), json_values, max_size=6)
+
+
+def decode_all(data: bytes, chunks: list[int] | None = None) -> list[dict]:
+    decoder = FrameDecoder()
+    frames: list[dict] = []
+    if chunks is None:
+        decoder.feed(data)
+        frames += decoder.frames()
+    else:
+        pos = 0
+        for size in [*chunks, len(data)]:
+            decoder.feed(data[pos : pos + size])
+            pos += size
+            frames += decoder.frames()
+    decoder.eof()
+    return frames
+
+
+@settings(max_examples=150, deadline=None)
+@given(json_objects)
+def test_round_trip_of_any_json_object(obj: dict) -> None:
+    data = encode_frame(obj)
+    (size,) = struct.unpack(">I", data[:4])
+    assert size == len(data) - 4
+    assert decode_all(data) == [obj]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(json_objects, min_size=1, max_size=5), st.lists(st.integers(0, 40), max_size=30))
+def test_split_at_arbitrary_points_gives_same_frames(objs: list[dict], chunks: list[int]) -> None:
+    stream = b"".join(encode_frame(o) for o in objs)
+    assert decode_all(stream, chunks) == objs
+    assert decode_all(stream, [1] * len(stream)) == objs
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(json_objects, min_size=1, max_size=3), st.data())
+def test_every_proper_prefix_is_clean_or_truncated(objs: list[dict], data: st.DataObject) -> None:
+    stream = b"".join(encode_frame(o) for o in objs)
+    boundaries = set()
+    pos = 0
+    for o in objs:
+        pos += len(encode_frame(o))
+        boundaries.add(pos)
+    cut = data.draw(st.integers(0, len(stream) - 1))
+    decoder = FrameDecoder()
+    decoder.feed(stream[:cut])
+    decoder.frames()
+    if cut in boundaries or cut == 0:
+        decoder.eof()
+    else:
+        with pytest.raises(RemoteProtocolError) as info:
+            decoder.eof()
+        assert info.value.code == "truncated"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=64), st.lists(st.integers(1, 9), max_size=10))
+def test_arbitrary_bytes_decode_or_raise_protocol_error(blob: bytes, chunks: list[int]) -> None:
+    def run(chunked: bool) -> tuple[list[dict], str | None]:
+        decoder = FrameDecoder(max_frame_size=1024)
+        frames: list[dict] = []
+        try:
+            if chunked:
+                pos = 0
+                for size in [*chunks, len(blob)]:
+                    decoder.feed(blob[pos : pos + size])
+                    pos += size
+                    frames += decoder.frames()
+            else:
+                decoder.feed(blob)
+                frames += decoder.frames()
+            decoder.eof()
+        except RemoteProtocolError as exc:
+            assert exc.code in protocol.ERROR_CODES
+            return frames, exc.code
+        return frames, None
+
+    assert run(False) == run(True)
+
+
+def header(size: int) -> bytes:
+    return struct.pack(">I", size)
+
+
+@pytest.mark.parametrize(
+    ("stream", "code"),
+    [
+        (b"\x00\x00", "truncated"),
+        (header(10) + b'{"a":', "truncated"),
+        (header(2) + b"\xff\xfe", "bad_utf8"),
+        (header(3) + b"{a}", "bad_json"),
+        (header(3) + b"NaN", "bad_json"),
+        (header(12) + b'{"x":Infinity}'[:12], "bad_json"),
+        (header(2) + b"[]", "not_object"),
+        (header(1) + b"1", "not_object"),
+        (header(6) + b'"text"', "not_object"),
+        (header(0), "bad_json"),
+        (header(3) + b"\xef\xbb\xbf", "bad_json"),
+    ],
+)
+def test_named_errors(stream: bytes, code: str) -> None:
+    with pytest.raises(RemoteProtocolError) as info:
+        decode_all(stream)
+    assert info.value.code == code
+
+
+def test_oversize_header_raises_before_buffering_payload() -> None:
+    decoder = FrameDecoder(max_frame_size=100)
+    decoder.feed(header(101))
+    with pytest.raises(RemoteProtocolError) as info:
+        decoder.next_frame()
+    assert info.value.code == "oversize"
+    assert "101" in str(info.value) and "100" in str(info.value)
+    # The stream is now unsynchronised: the decoder refuses further use.
+    with pytest.raises(RemoteProtocolError):
+        decoder.next_frame()
+
+
+def test_default_limit_is_64_mib() -> None:
+    decoder = FrameDecoder()
+    assert decoder.max_frame_size == 64 * 1024 * 1024
+    decoder.feed(header(64 * 1024 * 1024 + 1))
+    with pytest.raises(RemoteProtocolError, match=r"over the limit"):
+        decoder.next_frame()
+
+
+def test_bad_json_consumes_only_its_frame() -> None:
+    decoder = FrameDecoder()
+    decoder.feed(header(3) + b"{x}" + encode_frame({"type": "log"}))
+    with pytest.raises(RemoteProtocolError) as info:
+        decoder.next_frame()
+    assert info.value.code == "bad_json"
+    assert decoder.next_frame() == {"type": "log"}
+
+
+def test_encode_is_strict_json() -> None:
+    for bad in (math.nan, math.inf, -math.inf):
+        with pytest.raises(LocalProtocolError) as info:
+            encode_frame({"v": bad})
+        assert info.value.code == "unencodable"
+    with pytest.raises(LocalProtocolError) as info:
+        encode_frame({"v": object()})
+    assert info.value.code == "unencodable"
+    with pytest.raises(LocalProtocolError) as info:
+        encode_frame([1, 2])  # type: ignore[arg-type]
+    assert info.value.code == "not_object"
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.text(alphabet=st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF) | st.characters())
+)
+def test_lone_surrogates_give_valid_utf8(text: str) -> None:
+    data = encode_frame({"msg": text})
+    payload = data[4:].decode("utf-8")  # strict: would raise on invalid UTF-8
+    msg = json.loads(payload)["msg"]
+    assert len(msg) <= len(text)
+    assert all(not 0xD800 <= ord(c) <= 0xDFFF for c in msg)
+
+
+def test_surrogate_pair_written_as_two_code_points_is_joined() -> None:
+    data = encode_frame({"msg": "\ud83d\ude00 and \udc80"})
+    assert json.loads(data[4:].decode("utf-8"))["msg"] == "\U0001f600 and \ufffd"
+
+
+def test_oversize_local_frame(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(protocol, "MAX_FRAME_FORMAT", 10)
+    with pytest.raises(LocalProtocolError) as info:
+        encode_frame({"msg": "more than ten bytes"})
+    assert info.value.code == "oversize"
+
+
+def test_decode_payload_accepts_unknown_keys_and_types() -> None:
+    assert decode_payload(b'{"type":"future","x":[1]}') == {"type": "future", "x": [1]}
+
+
+def test_message_constructors_match_the_spec() -> None:
+    assert protocol.start_frame(7) == {"type": "start", "pid": 7}
+    assert protocol.log_frame("m", "warning") == {"type": "log", "level": "warning", "msg": "m"}
+    assert protocol.call_get_secret("S") == {
+        "type": "call",
+        "op": "get_secret_by_name",
+        "name": "S",
+    }
+    assert protocol.call_get_task("t", 3) == {
+        "type": "call",
+        "op": "get_task_by_name_run",
+        "run_id": 3,
+        "name": "t",
+    }
+    assert protocol.reply_ok({"a": 1}) == {"type": "reply", "ok": True, "data": {"a": 1}}
+    assert protocol.reply_error("secret_not_found") == {
+        "type": "reply",
+        "ok": False,
+        "error": "secret_not_found",
+    }
+    assert protocol.result_success(1) == {"type": "result", "ok": True, "data": {"value": 1}}
+    assert protocol.result_failure("m", type="T", details="d") == {
+        "type": "result",
+        "ok": False,
+        "error": {"message": "m", "type": "T", "details": "d"},
+    }
+    assert protocol.error_frame("tb") == {"type": "error", "ok": False, "trace": "tb"}
