@@ -1,6 +1,6 @@
 """``python -m gust``: the same as the ``gust`` console script."""
 
-from gust.cli import main
+from gust._entry import main
 
 if __name__ == "__main__":
     main()

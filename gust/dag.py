@@ -7,24 +7,60 @@ ordinary method that a DAG author can call from a unit test.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, TypeVar, overload
+TYPE_CHECKING = False  # typing is not imported at run time: `import gust` stays cheap
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from typing import Any, TypeVar, overload
+
+    F = TypeVar("F", bound=Callable[..., Any])
 
 __all__ = ["TASK_ATTR", "Dag", "TaskOptions", "task"]
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 #: Name of the attribute ``@task`` sets on the function it decorates.
 TASK_ATTR = "__gust_task__"
 
 
-@dataclass(frozen=True, slots=True)
 class TaskOptions:
-    """What ``@task`` says about a task: its downstream task names and whether Gust saves it."""
+    """What ``@task`` says about a task: its downstream task names and whether Gust saves it.
 
-    downstream: tuple[str, ...] = ()
-    save: bool = False
+    An immutable value with the interface of a frozen, slotted dataclass (keyword or positional
+    construction, equality, hashing, ``repr``, ``match``), written out by hand because importing
+    :mod:`dataclasses` costs a DAG's every task run several milliseconds.
+    """
+
+    __slots__ = ("downstream", "save")
+    __match_args__ = ("downstream", "save")
+
+    downstream: tuple[str, ...]
+    save: bool
+
+    def __init__(self, downstream: tuple[str, ...] = (), save: bool = False) -> None:
+        object.__setattr__(self, "downstream", downstream)
+        object.__setattr__(self, "save", save)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__qualname__}(downstream={self.downstream!r}, save={self.save!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is self.__class__:
+            return (self.downstream, self.save) == (other.downstream, other.save)  # type: ignore[attr-defined]
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash((self.downstream, self.save))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        from dataclasses import FrozenInstanceError
+
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        from dataclasses import FrozenInstanceError
+
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+    def __reduce__(self) -> tuple[type[TaskOptions], tuple[tuple[str, ...], bool]]:
+        return (type(self), (self.downstream, self.save))
 
 
 class Dag:
@@ -61,10 +97,12 @@ def _normalise_downstream(downstream: str | Sequence[str]) -> tuple[str, ...]:
     )
 
 
-@overload
-def task(fn: F, /) -> F: ...
-@overload
-def task(*, downstream: str | Sequence[str] = (), save: bool = False) -> Callable[[F], F]: ...
+if TYPE_CHECKING:  # the two call forms, for type checkers
+
+    @overload
+    def task(fn: F, /) -> F: ...
+    @overload
+    def task(*, downstream: str | Sequence[str] = (), save: bool = False) -> Callable[[F], F]: ...
 
 
 def task(

@@ -8,17 +8,18 @@ exception behind it, so the runtime can report it in-band with no other knowledg
 from __future__ import annotations
 
 import importlib.util
-import inspect
 import os
-import re
 import sys
-import traceback
-from collections.abc import Callable
-from types import ModuleType, TracebackType
-from typing import Any
+from types import CoroutineType
 
 from gust.dag import TASK_ATTR, Dag, TaskOptions
 from gust.errors import GustError
+
+TYPE_CHECKING = False  # typing is not imported at run time: every task start pays for imports
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import ModuleType, TracebackType
+    from typing import Any
 
 __all__ = [
     "SetupError",
@@ -43,7 +44,8 @@ class SetupError(GustError):
 
 
 def _module_name(path: str) -> str:
-    stem = re.sub(r"\W", "_", os.path.splitext(os.path.basename(path))[0]) or "dag"
+    stem = os.path.splitext(os.path.basename(path))[0]
+    stem = "".join(c if c.isalnum() or c == "_" else "_" for c in stem) or "dag"
     if stem[0].isdigit():
         stem = "_" + stem
     return stem if stem not in sys.modules else f"_gust_dag_{stem}"
@@ -132,7 +134,7 @@ def find_callable(dag: Any, dag_name: str, attr: str) -> tuple[Callable[..., Any
 def call_task(fn: Callable[..., Any], *args: Any) -> Any:
     """Call ``fn(*args)``; a coroutine function is run to completion with ``asyncio.run``."""
     result = fn(*args)
-    if inspect.iscoroutine(result):
+    if isinstance(result, CoroutineType):  # what inspect.iscoroutine checks, without inspect
         import asyncio  # only for async tasks: asyncio is slow to import
 
         return asyncio.run(result)
@@ -160,4 +162,6 @@ def _user_traceback(tb: TracebackType | None) -> TracebackType | None:
 
 def format_exception(exc: BaseException) -> str:
     """The traceback of ``exc`` as Python prints it, without gust's own frames."""
+    import traceback  # only on failure: it is slow to import
+
     return "".join(traceback.format_exception(type(exc), exc, _user_traceback(exc.__traceback__)))

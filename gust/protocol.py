@@ -26,7 +26,10 @@ from __future__ import annotations
 
 import json
 import struct
-from typing import Any, Final
+
+TYPE_CHECKING = False  # typing is not imported at run time: every task start pays for imports
+if TYPE_CHECKING:
+    from typing import Any, Final
 
 __all__ = [
     "DEFAULT_MAX_FRAME_SIZE",

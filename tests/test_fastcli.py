@@ -1,0 +1,360 @@
+"""The fast path of the ``gust`` console script: it agrees with click on every argv it takes.
+
+The property: for any argv, :func:`gust._entry.plan` either declines (the console script then
+runs the click command line unchanged) or names exactly the command and the arguments that the
+real click commands of :mod:`gust.cli` parse from the same argv. Argv comes from a grammar that
+mixes the three commands' options in any order, ``--opt value`` and ``--opt=value``, repeats,
+unknown and foreign options, missing values and options, values starting with ``-``, ``--``,
+``--help``, stray positionals and the ``--fn_name`` alias. The process-level behaviour (frames,
+exit status, stderr, no click import) is then compared through real subprocesses.
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import os
+import subprocess
+import sys
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+from typing import Any
+
+import click
+import pytest
+from _host import DAGS, REPO
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import gust.cli
+from gust import _entry
+from gust.protocol import FrameDecoder
+
+BASIC = DAGS / "basic.py"
+
+# -- the click side: the real command objects with their callbacks recording the call ----------
+
+_COMMANDS = {
+    ("parse",): gust.cli.cli.commands["parse"],
+    ("task", "run"): gust.cli.cli.commands["task"].commands["run"],  # type: ignore[attr-defined]
+    ("run", "done"): gust.cli.cli.commands["run"].commands["done"],  # type: ignore[attr-defined]
+}
+_BODIES = {
+    ("parse",): _entry.parse_command,
+    ("task", "run"): _entry.task_run_command,
+    ("run", "done"): _entry.run_done_command,
+}
+
+
+def click_parse(argv: list[str]) -> tuple[Any, ...]:
+    """What the click command line makes of ``argv``: the command called and its arguments,
+    or the kind of exit it takes instead (usage error, help, version)."""
+    saved = {words: cmd.callback for words, cmd in _COMMANDS.items()}
+    for words, cmd in _COMMANDS.items():
+        cmd.callback = lambda words=words, **kw: ("called", words, kw)
+    try:
+        with redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()):
+            outcome = gust.cli.cli.main(args=list(argv), prog_name="gust", standalone_mode=False)
+    except click.ClickException as exc:
+        return ("usage-error", type(exc).__name__)
+    except click.exceptions.Exit as exc:
+        return ("exit", exc.exit_code)
+    finally:
+        for words, cmd in _COMMANDS.items():
+            cmd.callback = saved[words]
+    if isinstance(outcome, tuple) and outcome[:1] == ("called",):
+        return outcome
+    return ("returned", outcome)  # a group invoked without a command, for example
+
+
+def fast_parse(argv: list[str]) -> tuple[Any, ...] | None:
+    chosen = _entry.plan(argv)
+    if chosen is None:
+        return None
+    body, kwargs = chosen
+    words = next(w for w, b in _BODIES.items() if b is body)
+    return ("called", words, kwargs)
+
+
+# -- the argv grammar --------------------------------------------------------------------------
+
+OPTIONS = ["--file", "--dag", "--task", "--ctx-json", "--fn-name", "--fn_name", "--status"]
+OPTIONS += ["--run-id"]
+STRANGE_OPTIONS = ["--bogus", "--fil", "--FILE", "-f", "--file-", "---file", "-h", "--help"]
+STRANGE_OPTIONS += ["--version", "--ctx_json", "--run_id", "--fn-name=", "-"]
+WORDS = [["parse"], ["task", "run"], ["run", "done"], ["task"], ["run"], ["task", "done"]]
+WORDS += [["run", "run"], ["parse", "parse"], ["--help"], ["--version"], ["Parse"], []]
+
+plain_values = st.sampled_from(["x.py", "/tmp/a b.py", "Basic", "first", '{"run_id": 1}', "ok"])
+tricky_values = st.sampled_from(
+    ["", "-", "--", "-x", "--help", "-h", "--file", "--file=y", "a=b", "=", "--version", " "]
+)
+any_values = st.one_of(plain_values, tricky_values, st.text(max_size=8))
+
+
+@st.composite
+def option_tokens(draw: st.DrawFn, names: st.SearchStrategy[str]) -> list[str]:
+    name = draw(names)
+    form = draw(st.sampled_from(["separate", "equals", "bare"]))
+    if form == "bare":
+        return [name]
+    value = draw(any_values)
+    return [f"{name}={value}"] if form == "equals" else [name, value]
+
+
+@st.composite
+def argvs(draw: st.DrawFn) -> list[str]:
+    argv = list(draw(st.sampled_from(WORDS)))
+    pieces = draw(
+        st.lists(
+            st.one_of(
+                option_tokens(st.sampled_from(OPTIONS)),
+                option_tokens(st.sampled_from(STRANGE_OPTIONS)),
+                any_values.map(lambda v: [v]),  # a stray positional (or "--")
+            ),
+            max_size=8,
+        )
+    )
+    for piece in pieces:
+        argv += piece
+    return argv
+
+
+REQUIRED = {
+    ("parse",): {"--file": "file"},
+    ("task", "run"): {"--file": "file", "--dag": "dag", "--task": "task"},
+    ("run", "done"): {
+        "--file": "file",
+        "--dag": "dag",
+        "--fn-name": "fn_name",
+        "--status": "status",
+        "--run-id": "run_id",
+    },
+}
+non_empty_values = st.one_of(plain_values, st.text(min_size=1, max_size=10)).filter(bool)
+
+
+@st.composite
+def gust_argvs(draw: st.DrawFn) -> tuple[list[str], tuple[str, ...], dict[str, str | None]]:
+    """The argv shapes Gust itself sends, in any order and either option form."""
+    words = draw(st.sampled_from(list(REQUIRED)))
+    options = dict(REQUIRED[words])
+    if words == ("task", "run") and draw(st.booleans()):
+        options["--ctx-json"] = "ctx_json"
+    if words == ("run", "done") and draw(st.booleans()):
+        options["--fn_name"] = options.pop("--fn-name")
+    names = draw(st.permutations(list(options)))
+    argv = list(words)
+    expected: dict[str, str | None] = {"ctx_json": None} if words == ("task", "run") else {}
+    for name in names:
+        value = draw(non_empty_values)
+        expected[options[name]] = value
+        if draw(st.booleans()) or value.startswith("-"):
+            argv.append(f"{name}={value}")
+        else:
+            argv += [name, value]
+    return argv, words, expected
+
+
+# -- properties --------------------------------------------------------------------------------
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(argvs())
+def test_fast_path_declines_or_agrees_with_click(argv: list[str]) -> None:
+    fast = fast_parse(argv)
+    if fast is not None:
+        assert click_parse(argv) == fast, argv
+
+
+@settings(max_examples=200, deadline=None)
+@given(gust_argvs())
+def test_fast_path_takes_every_argv_gust_sends(
+    case: tuple[list[str], tuple[str, ...], dict[str, str | None]],
+) -> None:
+    argv, words, expected = case
+    assert fast_parse(argv) == ("called", words, expected), argv
+    assert click_parse(argv) == ("called", words, expected), argv
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["parse", "--file", "a.py", "--file", "b.py"],  # repeated: left to click
+        ["run", "done", "--file=f", "--dag=d", "--fn-name=a", "--fn_name=b", "--status=ok"],
+        ["task", "run", "--file", "f", "--dag", "d", "--task", "t", "extra"],
+        ["task", "run", "--file", "f", "--dag", "d", "--task", "t", "--"],
+        ["task", "run", "--file", "f", "--dag", "d", "--task", ""],
+        ["task", "run", "--file", "f", "--dag", "d", "--task"],
+        ["task", "run", "--file", "f", "--dag", "d"],
+        ["parse", "--file", "x", "--help"],
+        ["parse", "-h"],
+        ["--version"],
+        [],
+    ],
+)
+def test_declined_argv_goes_to_click_unchanged(
+    argv: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[list[str] | None] = []
+    monkeypatch.setattr(gust.cli, "main", seen.append)
+    _entry.main(argv)
+    assert seen == [argv]
+
+
+def test_shell_completion_is_left_to_click(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[list[str] | None] = []
+    monkeypatch.setattr(gust.cli, "main", seen.append)
+    monkeypatch.setenv(_entry.COMPLETE_VAR, "bash_complete")
+    _entry.main(["parse", "--file", "x.py"])
+    assert seen == [["parse", "--file", "x.py"]]
+
+
+# -- exits: the fast path ends the process as click's standalone mode does --------------------
+
+
+def _raiser(exc: BaseException) -> Any:
+    def body(*args: Any, **kwargs: Any) -> None:
+        raise exc
+
+    return body
+
+
+def _outcome(run: Any) -> tuple[Any, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    saved = sys.stdout, sys.stderr
+    try:
+        with redirect_stdout(out), redirect_stderr(err):
+            run()
+    except SystemExit as exc:
+        code: Any = exc.code
+    except Exception as exc:  # noqa: BLE001 - compared between the two paths
+        code = repr(exc)
+    else:
+        code = "returned"
+    finally:
+        sys.stdout, sys.stderr = saved
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        None,
+        KeyboardInterrupt(),
+        EOFError(),
+        OSError(errno.EPIPE, "Broken pipe"),
+        OSError(errno.EACCES, "Permission denied"),
+        ValueError("boom"),
+    ],
+)
+def test_exit_behaviour_matches_click(
+    exc: BaseException | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    body = (lambda *a, **kw: None) if exc is None else _raiser(exc)
+    monkeypatch.setattr(gust.cli, "_parse", body)
+    via_click = _outcome(lambda: gust.cli.main(["parse", "--file", "x.py"]))
+    via_fast = _outcome(lambda: _entry.invoke(body, {"file": "x.py"}))
+    assert via_fast == via_click
+    if exc is None:
+        assert via_fast[0] == 0
+
+
+# -- the real processes ------------------------------------------------------------------------
+
+CLICK_ARGV = [sys.executable, "-c", "from gust.cli import main; main()"]
+
+
+def _run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(argv, cwd=cwd, capture_output=True, stdin=subprocess.DEVNULL, timeout=30)
+
+
+def _frames(data: bytes) -> list[dict[str, Any]]:
+    decoder = FrameDecoder()
+    decoder.feed(data)
+    frames = decoder.frames()
+    decoder.eof()
+    return [{k: v for k, v in f.items() if k != "pid"} for f in frames]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [
+            "task",
+            "run",
+            "--file",
+            str(BASIC),
+            "--dag",
+            "Basic",
+            "--task",
+            "first",
+            "--ctx-json",
+            '{"run_id": 3}',
+        ],
+        ["task", "run", "--task=fails", f"--file={BASIC}", "--dag=Basic"],
+        ["task", "run", "--file", str(BASIC), "--dag", "Nope", "--task", "first"],
+    ],
+)
+def test_task_run_same_frames_and_status_as_click(args: list[str], tmp_path: Path) -> None:
+    fast = _run([sys.executable, "-m", "gust", *args], tmp_path)
+    slow = _run([*CLICK_ARGV, *args], tmp_path)
+    assert fast.returncode == slow.returncode == 0, (fast.stderr, slow.stderr)
+    fast_frames, slow_frames = _frames(fast.stdout), _frames(slow.stdout)
+    for frames in (fast_frames, slow_frames):  # tracebacks name the entry point: drop them
+        for frame in frames:
+            frame.pop("trace", None)
+            if isinstance(frame.get("error"), dict):
+                frame["error"].pop("traceback", None)
+    assert fast_frames == slow_frames
+    assert fast_frames[-1]["type"] == "result"
+
+
+@pytest.mark.parametrize(
+    ("fn", "flag", "status"), [("finished", "--fn-name", 0), ("finished_badly", "--fn_name", 1)]
+)
+def test_run_done_same_exit_and_stderr_as_click(
+    fn: str, flag: str, status: int, tmp_path: Path
+) -> None:
+    args = ["run", "done", "--file", str(BASIC), "--dag", "Basic", flag, fn]
+    args += ["--status", "ok", "--run-id", "9"]
+    fast = _run([sys.executable, "-m", "gust", *args], tmp_path)
+    slow = _run([*CLICK_ARGV, *args], tmp_path)
+    assert fast.returncode == slow.returncode == status
+    assert fast.stderr == slow.stderr
+    assert _frames(fast.stdout) == _frames(slow.stdout)
+
+
+def _imported(importtime_report: bytes) -> set[str]:
+    lines = importtime_report.decode().splitlines()
+    return {line.rsplit("|", 1)[-1].strip() for line in lines if line.startswith("import time:")}
+
+
+def test_fast_path_does_not_import_click(tmp_path: Path) -> None:
+    runs = {
+        "task run": ["task", "run", "--file", str(BASIC), "--dag", "Basic", "--task", "first"],
+        "run done": [
+            *("run", "done", "--file", str(BASIC), "--dag", "Basic"),
+            *("--fn-name", "finished", "--status", "ok", "--run-id", "1"),
+        ],
+        "parse": ["parse", "--file", str(BASIC)],
+    }
+    for name, args in runs.items():
+        out = _run([sys.executable, "-X", "importtime", "-m", "gust", *args], tmp_path)
+        imported = _imported(out.stderr)
+        assert "gust._entry" in imported, name
+        assert not {m for m in imported if m == "click" or m.startswith("click.")}, name
+    # ...while anything else reaches click, with click's own messages.
+    out = _run([sys.executable, "-X", "importtime", "-m", "gust", "--version"], tmp_path)
+    assert "click" in _imported(out.stderr) and b"0.2.0" in out.stdout
+
+
+def test_console_script_uses_the_fast_path() -> None:
+    script = Path(sys.executable).parent / ("gust.exe" if os.name == "nt" else "gust")
+    if not script.exists():
+        pytest.skip("no console script beside this interpreter")
+    assert "from gust._entry import main" in script.read_text(errors="replace")
+    args = ["task", "run", "--file", str(BASIC), "--dag", "Basic", "--task", "first"]
+    out = _run([str(script), *args], REPO)
+    assert out.returncode == 0, out.stderr
+    assert [f["type"] for f in _frames(out.stdout)] == ["start", "log", "result"]
