@@ -1,4 +1,8 @@
-"""The example of SPEC §4: a secret, an upstream result and a finished-run callback."""
+"""The example of SPEC §4: a secret, an upstream result and a finished-run callback.
+
+Dry run: ``uv run python -m gust.harness harness/dags/hello_world.py --store harness/store.json``
+(``--task prepare`` runs ``prepare`` alone, reading ``hello``'s result from the store's run 1).
+"""
 
 from gust import Dag, get_secret_by_name, get_task_by_name_run, log, task
 

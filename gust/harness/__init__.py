@@ -1,0 +1,67 @@
+"""gust.harness: a local orchestrator for dry runs, and the host side of the protocol in Python.
+
+``python -m gust.harness DAG_FILE`` runs a whole DAG on a laptop the way Gust's Elixir adapter
+does (SPEC §1): ``gust parse`` to read it, a temp copy named like Gust's, every task through
+``gust task run`` with Gust's reply shapes, stage by stage with the tasks of a stage in
+parallel, then ``gust run done``. No Elixir, no PostgreSQL: secrets and earlier results come
+from a JSON store (:mod:`gust.harness.store`).
+
+The same pieces are a library for orchestrator implementers and tests:
+
+* :class:`TaskProcess` / :func:`run_task` / :func:`run_callback` drive one child;
+* :func:`run_dag` / :func:`run_plan` run a DAG and return a :class:`RunReport`;
+* :class:`CallAnswerer` answers calls as Gust does; :class:`RunObserver` hears a run as it goes.
+
+Modules, one job each: ``host`` (one child), ``answers`` (replies), ``store``, ``dagfile``
+(parse output, stages, temp copy), ``run`` (a whole run), ``report``, ``view`` (the human view),
+``recording`` (``--record``), ``cli``.
+"""
+
+from gust.harness.answers import Answer, CallAnswerer, RunTasks
+from gust.harness.dagfile import DagPlan, TaskSpec, compute_stages, parse_dag_file, temp_copy
+from gust.harness.errors import DagFileError, HarnessError, StoreError, UsageError
+from gust.harness.host import (
+    DEFAULT_GRACE,
+    TaskOutcome,
+    TaskProcess,
+    default_gust_cmd,
+    run_callback,
+    run_task,
+    split_gust_cmd,
+)
+from gust.harness.report import CallbackReport, RunReport, TaskReport
+from gust.harness.run import RunObserver, run_dag, run_plan
+from gust.harness.store import Secret, Store, load_store
+from gust.harness.view import HumanView
+
+__all__ = [
+    "DEFAULT_GRACE",
+    "Answer",
+    "CallAnswerer",
+    "CallbackReport",
+    "DagFileError",
+    "DagPlan",
+    "HarnessError",
+    "HumanView",
+    "RunObserver",
+    "RunReport",
+    "RunTasks",
+    "Secret",
+    "Store",
+    "StoreError",
+    "TaskOutcome",
+    "TaskProcess",
+    "TaskReport",
+    "TaskSpec",
+    "UsageError",
+    "compute_stages",
+    "default_gust_cmd",
+    "load_store",
+    "parse_dag_file",
+    "run_callback",
+    "run_dag",
+    "run_plan",
+    "run_task",
+    "split_gust_cmd",
+    "temp_copy",
+]

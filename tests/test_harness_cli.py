@@ -1,0 +1,467 @@
+"""``python -m gust.harness`` as a real subprocess: the shipped examples, bad children in a real
+run, timeouts, retries, store and parse errors, and the report/record outputs."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+DAGS = REPO / "harness" / "dags"
+STORE = REPO / "harness" / "store.json"
+
+
+def harness(*args: str, cwd: Path = REPO, env: dict[str, str] | None = None):
+    return subprocess.run(
+        [sys.executable, "-m", "gust.harness", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def run_json(*args: str, **kw: Any) -> tuple[int, dict[str, Any]]:
+    proc = harness(*args, "--json", **kw)
+    assert proc.stdout.strip(), proc.stderr
+    return proc.returncode, json.loads(proc.stdout)
+
+
+def write_dag(folder: Path, name: str, body: str) -> Path:
+    path = folder / name
+    path.write_text(textwrap.dedent(body))
+    return path
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+# -- the shipped examples ----------------------------------------------------------------------
+
+
+def test_hello_world_human_view(tmp_path: Path) -> None:
+    proc = harness("harness/dags/hello_world.py", "--store", "harness/store.json")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "\x1b[" not in out  # not a terminal: no colour, no live line
+    lines = out.splitlines()
+    assert lines[0].startswith("▶ run 1 of hello_world (HelloWorld) from ")
+    assert "hello      | token found: True (***)" in lines
+    assert "prepare    | hello, world" in lines
+    assert "(callback) | run 1 finished with status ok" in lines
+    assert re.search(r"^hello      ✓ ok in \d+\.\d\ds  -> \{\"greeting\": \"hello\"", out, re.M)
+    assert lines[-5].split() == ["TASK", "STATUS", "ATTEMPTS", "DURATION", "RESULT"]
+    assert lines[-4].split()[:3] == ["hello", "ok", "1"]
+    assert lines[-2].split()[:2] == ["(callback)", "ok"]
+    assert re.fullmatch(r"run 1 of hello_world: ok in \d+\.\d\ds", lines[-1])
+
+
+def test_hello_world_json_report_shape() -> None:
+    code, report = run_json(str(DAGS / "hello_world.py"), "--store", str(STORE), "--run-id", "5")
+    assert code == 0
+    assert list(report) == [
+        "dag", "mod", "file", "run_id", "status", "duration_s", "tasks", "callback",
+    ]  # fmt: skip
+    assert (report["dag"], report["mod"], report["run_id"], report["status"]) == (
+        "hello_world",
+        "HelloWorld",
+        5,
+        "ok",
+    )
+    assert report["file"] == str(DAGS / "hello_world.py")
+    assert list(report["tasks"]) == ["hello", "prepare"]
+    hello = report["tasks"]["hello"]
+    assert list(hello) == [
+        "status", "attempts", "duration_s", "value", "error", "logs", "exit_code", "warnings",
+    ]  # fmt: skip
+    assert hello["value"] == {"greeting": "hello", "run_id": 5}
+    assert (hello["status"], hello["attempts"], hello["error"], hello["exit_code"]) == (
+        "ok",
+        1,
+        None,
+        0,
+    )
+    assert [set(e) for e in hello["logs"]] == [{"t", "level", "msg", "attempt"}]
+    assert hello["logs"][0]["msg"] == "token found: True (***)"
+    # run 5 is not in the store: prepare saw this run's hello
+    assert report["tasks"]["prepare"]["value"] == {"said": "hello, world"}
+    callback = report["callback"]
+    assert callback["fn"] == "done_my_run"
+    assert (callback["run_status"], callback["status"], callback["exit_code"]) == ("ok", "ok", 0)
+    assert [e["msg"] for e in callback["logs"]] == ["run 5 finished with status ok"]
+
+
+def test_task_alone_reads_its_upstream_from_the_store() -> None:
+    code, report = run_json(
+        str(DAGS / "hello_world.py"), "--store", str(STORE), "--task", "prepare"
+    )
+    assert code == 0
+    assert list(report["tasks"]) == ["prepare"]
+    assert report["tasks"]["prepare"]["value"] == {"said": "bonjour, world"}
+    assert report["callback"] is None
+
+
+def test_diamond_middle_stage_runs_in_parallel() -> None:
+    start = time.monotonic()
+    code, report = run_json(str(DAGS / "diamond.py"), "--max-parallel", "4")
+    elapsed = time.monotonic() - start
+    assert code == 0
+    assert elapsed < 3.0  # four tasks of one second each, run at once
+    assert [t["status"] for t in report["tasks"].values()] == ["ok"] * 6
+    assert report["tasks"]["sink"]["value"] == {
+        "total": 36,
+        "parts": {"north": 3, "east": 7, "south": 11, "west": 15},
+    }
+    assert report["callback"] is None
+
+
+def test_failing_dag_skips_downstream_runs_the_rest_and_reports_error() -> None:
+    code, report = run_json(str(DAGS / "failing.py"), "--store", str(STORE))
+    assert code == 1
+    assert report["status"] == "error"
+    tasks = report["tasks"]
+    assert {n: t["status"] for n, t in tasks.items()} == {
+        "extract": "error",
+        "publish": "upstream_failed",
+        "audit": "ok",
+        "summarize": "ok",
+    }
+    extract = tasks["extract"]
+    assert extract["error"]["message"] == "Task execution failed"
+    assert extract["error"]["type"] == "ValueError"
+    assert extract["error"]["details"] == "the source table is empty"
+    assert [e["msg"] for e in extract["logs"]] == ["connecting to ***"]  # a json secret, masked
+    publish = tasks["publish"]
+    assert (publish["attempts"], publish["logs"], publish["exit_code"]) == (0, [], None)
+    assert publish["error"] == {"message": "upstream task(s) did not succeed: extract"}
+    assert tasks["audit"]["logs"][0]["level"] == "warning"
+    assert report["callback"]["run_status"] == "error"
+    assert report["callback"]["status"] == "ok"
+    assert [e["msg"] for e in report["callback"]["logs"]] == ["run 1 ended with status error"]
+
+
+# -- Gust's way of running a file --------------------------------------------------------------
+
+
+def test_tasks_run_from_a_gust_named_temp_copy_in_the_dags_folder(tmp_path: Path) -> None:
+    write_dag(
+        tmp_path,
+        "where.py",
+        """\
+        import os
+        from gust import Dag, get_secret_by_name, task
+
+        class Where(Dag):
+            @task
+            def here(self, ctx):
+                secret = get_secret_by_name("ONLY_IN_ENV")
+                return {"file": __file__, "cwd": os.getcwd(), "ctx": ctx,
+                        "secret": secret and secret["value"]}
+        """,
+    )
+    code, report = run_json(
+        "where.py", "--run-id", "77", cwd=tmp_path, env={"GUST_SECRET_ONLY_IN_ENV": "env-value"}
+    )
+    assert code == 0
+    value = report["tasks"]["here"]["value"]
+    assert re.fullmatch(r"gust_py_dag_\d+_where\.py", os.path.basename(value["file"]))
+    assert not os.path.exists(value["file"])  # removed after the run
+    assert value["cwd"] == str(tmp_path)
+    assert value["ctx"] == {"run_id": 77}
+    assert value["secret"] == "env-value"
+
+
+FAKE_GUST = """\
+import os, struct, sys, time
+from gust.protocol import encode_frame
+args = sys.argv[1:]
+task = args[args.index("--task") + 1] if "--task" in args else None
+if args[:2] == ["task", "run"] and task == "garbage":
+    sys.stderr.write("writing garbage now\\n"); sys.stderr.flush()
+    os.write(1, b"garbage, not a frame\\n")
+    time.sleep(30)
+elif args[:2] == ["task", "run"] and task == "quits":
+    os.write(1, encode_frame({"type": "start", "pid": os.getpid()}))
+    sys.stderr.write("giving up with status 3\\n")
+    sys.exit(3)
+elif args[:2] == ["task", "run"] and task == "huge":
+    os.write(1, encode_frame({"type": "start", "pid": os.getpid()}))
+    os.write(1, struct.pack(">I", 100 * 1024 * 1024) + b"{")
+    time.sleep(30)
+else:
+    os.execv(sys.executable, [sys.executable, "-m", "gust", *args])
+"""
+
+
+def test_bad_children_are_reported_precisely_while_the_run_goes_on(tmp_path: Path) -> None:
+    fake = tmp_path / "fakegust.py"
+    fake.write_text(FAKE_GUST)
+    write_dag(
+        tmp_path,
+        "mixed.py",
+        """\
+        from gust import Dag, task
+
+        class Mixed(Dag):
+            @task
+            def garbage(self, ctx):
+                return 1
+
+            @task
+            def quits(self, ctx):
+                return 2
+
+            @task
+            def huge(self, ctx):
+                return 3
+
+            @task(downstream="after", save=True)
+            def fine(self, ctx):
+                return {"n": 4}
+
+            @task
+            def after(self, ctx):
+                return 5
+        """,
+    )
+    start = time.monotonic()
+    code, report = run_json(
+        "mixed.py", "--gust-cmd", shlex.join([sys.executable, str(fake)]), cwd=tmp_path
+    )
+    assert time.monotonic() - start < 15
+    assert code == 1
+    tasks = report["tasks"]
+    assert {n: t["status"] for n, t in tasks.items()} == {
+        "garbage": "error",
+        "quits": "error",
+        "huge": "error",
+        "fine": "ok",
+        "after": "ok",
+    }
+    garbage = tasks["garbage"]["error"]
+    assert garbage["protocol_error"]["code"] == "oversize"
+    assert garbage["message"].startswith("protocol error oversize: frame header announces")
+    assert garbage["message"].endswith("killed by SIGKILL")
+    assert garbage["exit_code"] == -9 and tasks["garbage"]["exit_code"] == -9
+    assert garbage["stderr_tail"] == "writing garbage now"
+    quits = tasks["quits"]["error"]
+    assert quits["message"] == (
+        "exited with status 3 without a result (Gust records port_exit: died with: 3)"
+    )
+    assert (quits["exit_code"], quits["protocol_error"]) == (3, None)
+    assert quits["stderr_tail"] == "giving up with status 3"
+    huge = tasks["huge"]["error"]
+    assert huge["protocol_error"] == {
+        "code": "oversize",
+        "message": "frame header announces 104857600 bytes, over the limit of 67108864 bytes",
+    }
+    assert tasks["after"]["value"] == 5
+
+
+def test_timeout_kills_the_task_and_its_grandchildren(tmp_path: Path) -> None:
+    write_dag(
+        tmp_path,
+        "hang.py",
+        """\
+        import subprocess, time
+        from gust import Dag, log, task
+
+        class Hang(Dag):
+            @task
+            def stuck(self, ctx):
+                kid = subprocess.Popen(["sleep", "60"])
+                log(str(kid.pid))
+                time.sleep(60)
+
+            @task
+            def quick(self, ctx):
+                return "done"
+        """,
+    )
+    start = time.monotonic()
+    code, report = run_json("hang.py", "--timeout", "1", "--grace", "1", cwd=tmp_path)
+    assert time.monotonic() - start < 10
+    assert code == 1
+    stuck = report["tasks"]["stuck"]
+    assert stuck["status"] == "timeout"
+    assert stuck["error"]["message"].startswith(
+        "timed out after 1 s; its process group got SIGTERM"
+    )
+    # the runtime reported the SIGTERM in-band before it exited
+    assert stuck["error"]["task_error"]["message"] == "Task interrupted by SIGTERM"
+    grandchild = int(stuck["logs"][0]["msg"])
+    deadline = time.monotonic() + 3
+    while alive(grandchild) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not alive(grandchild)
+    assert report["tasks"]["quick"]["value"] == "done"
+
+
+def test_retries_with_backoff(tmp_path: Path) -> None:
+    write_dag(
+        tmp_path,
+        "flaky.py",
+        """\
+        import os
+        from gust import Dag, task
+
+        class Flaky(Dag):
+            @task
+            def shaky(self, ctx):
+                n = int(open("count").read()) if os.path.exists("count") else 0
+                with open("count", "w") as f:
+                    f.write(str(n + 1))
+                if n < 2:
+                    raise RuntimeError(f"attempt {n + 1} fails")
+                return {"attempt": n + 1}
+        """,
+    )
+    code, report = run_json("flaky.py", "--retries", "3", "--backoff", "0.1", cwd=tmp_path)
+    assert code == 0
+    shaky = report["tasks"]["shaky"]
+    assert (shaky["status"], shaky["attempts"], shaky["value"]) == ("ok", 3, {"attempt": 3})
+    assert shaky["duration_s"] >= 0.3  # backoff 0.1 s, then 0.2 s
+    (tmp_path / "count").unlink()
+    code, report = run_json("flaky.py", "--retries", "2", "--backoff", "0", cwd=tmp_path)
+    assert code == 1
+    shaky = report["tasks"]["shaky"]
+    assert (shaky["status"], shaky["attempts"]) == ("error", 2)
+    assert shaky["error"]["details"] == "attempt 2 fails"
+
+
+# -- outputs -----------------------------------------------------------------------------------
+
+
+def test_report_file_and_record_dir(tmp_path: Path) -> None:
+    report_path = tmp_path / "report.json"
+    record = tmp_path / "rec"
+    proc = harness(
+        "harness/dags/hello_world.py",
+        "--store",
+        "harness/store.json",
+        "--json",
+        "--report",
+        str(report_path),
+        "--record",
+        str(record),
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(report_path.read_text()) == json.loads(proc.stdout)
+    names = sorted(p.name for p in record.iterdir())
+    assert names == ["y_hello_world_hello.json", "y_hello_world_prepare.json"]
+    case = json.loads((record / "y_hello_world_prepare.json").read_text())
+    assert case["argv"][:4] == ["task", "run", "--file", "{dag_file}"]
+    assert case["dag"] == str(DAGS / "hello_world.py")
+    kinds = [(s["dir"], s["frame"]["type"]) for s in case["steps"]]
+    assert kinds == [("c2h", "start"), ("c2h", "call"), ("h2c", "reply"), ("c2h", "log"),
+                     ("c2h", "result")]  # fmt: skip
+
+
+# -- refusals: exit 2, nothing runs -------------------------------------------------------------
+
+
+def test_usage_store_and_parse_errors_exit_2(tmp_path: Path) -> None:
+    bad_store = tmp_path / "store.json"
+    bad_store.write_text('{"runs": {"1": {"hello": "hi"}}}')
+    proc = harness("harness/dags/hello_world.py", "--store", str(bad_store))
+    assert proc.returncode == 2
+    assert proc.stderr == (
+        f'gust.harness: store {bad_store} at ["runs"]["1"]["hello"]: expected the task\'s '
+        "saved result as a JSON object, got a string\n"
+    )
+    assert proc.stdout == ""
+
+    cyclic = write_dag(
+        tmp_path,
+        "cyclic.py",
+        """\
+        from gust import Dag, task
+
+        class Loop(Dag):
+            @task(downstream="b")
+            def a(self, ctx): ...
+
+            @task(downstream="a")
+            def b(self, ctx): ...
+        """,
+    )
+    proc = harness(str(cyclic))
+    assert proc.returncode == 2
+    assert re.fullmatch(rf"gust\.harness: {re.escape(str(cyclic))}:\d+: .*cycle.*\n", proc.stderr)
+
+    broken = write_dag(tmp_path, "broken.py", "from gust import Dag\n\ndef oops(:\n")
+    proc = harness(str(broken))
+    assert proc.returncode == 2
+    assert proc.stderr.startswith(f"gust.harness: {broken}:3: ")
+
+    proc = harness("harness/dags/hello_world.py", "--task", "nope")
+    assert (proc.returncode, proc.stderr) == (
+        2,
+        "gust.harness: --task 'nope': DAG HelloWorld has no such task "
+        "(its tasks: hello, prepare)\n",
+    )
+    proc = harness("harness/dags/hello_world.py", "--dag", "Nope")
+    assert proc.returncode == 2 and "its DAGs: 'HelloWorld'" in proc.stderr
+    proc = harness("harness/dags/hello_world.py", "--max-parallel", "0")
+    assert proc.returncode == 2 and "--max-parallel" in proc.stderr
+    proc = harness(str(tmp_path / "missing.py"))
+    assert proc.returncode == 2 and "no such DAG file" in proc.stderr
+
+
+def test_ctrl_c_kills_running_tasks_and_exits_130(tmp_path: Path) -> None:
+    write_dag(
+        tmp_path,
+        "long.py",
+        """\
+        import subprocess, time
+        from gust import Dag, log, task
+
+        class Long(Dag):
+            @task
+            def stuck(self, ctx):
+                kid = subprocess.Popen(["sleep", "60"])
+                log(str(kid.pid))
+                time.sleep(60)
+        """,
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gust.harness", "long.py"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    grandchild = None
+    for line in proc.stdout:
+        found = re.fullmatch(r"stuck\s+\| (\d+)\n", line)
+        if found:
+            grandchild = int(found.group(1))
+            break
+    assert grandchild is not None
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 130
+    assert err == "\ngust.harness: interrupted; every running task was killed\n"
+    deadline = time.monotonic() + 3
+    while alive(grandchild) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not alive(grandchild)

@@ -1,0 +1,176 @@
+"""run_dag / run_plan through the library API, with an observer watching the run, and the
+human view rendered into a string."""
+
+from __future__ import annotations
+
+import glob
+import io
+import os
+import tempfile
+import textwrap
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gust.harness import HumanView, RunObserver, UsageError, load_store, parse_dag_file, run_dag
+from gust.harness.host import default_gust_cmd
+from gust.harness.run import run_plan
+
+REPO = Path(__file__).resolve().parents[1]
+DAGS = REPO / "harness" / "dags"
+STORE = REPO / "harness" / "store.json"
+
+
+class Recorder(RunObserver):
+    """Keeps every hook call, and how many tasks ran at once."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+        self.lock = threading.Lock()
+        self.running = 0
+        self.peak = 0
+
+    def task_started(self, name: str, attempt: int) -> None:
+        with self.lock:
+            self.calls.append(("task_started", name, attempt))
+            self.running += 1
+            self.peak = max(self.peak, self.running)
+
+    def task_log(self, name: str, entry: Any) -> None:
+        with self.lock:
+            self.calls.append(("task_log", name, entry["msg"]))
+
+    def task_finished(self, report: Any) -> None:
+        with self.lock:
+            if report.attempts:
+                self.running -= 1
+            self.calls.append(("task_finished", report.name, report.status))
+
+    def callback_started(self, fn: str, status: str) -> None:
+        self.calls.append(("callback_started", fn, status))
+
+    def callback_log(self, fn: str, entry: Any) -> None:
+        self.calls.append(("callback_log", fn, entry["msg"]))
+
+    def callback_finished(self, report: Any) -> None:
+        self.calls.append(("callback_finished", report.fn, report.status))
+
+    def run_finished(self, report: Any) -> None:
+        self.calls.append(("run_finished", report.status))
+
+
+def test_hello_world_through_the_library() -> None:
+    seen = Recorder()
+    report = run_dag(str(DAGS / "hello_world.py"), store=str(STORE), observer=seen)
+    assert report.exit_code == 0
+    assert seen.calls == [
+        ("task_started", "hello", 1),
+        ("task_log", "hello", "token found: True (***)"),
+        ("task_finished", "hello", "ok"),
+        ("task_started", "prepare", 1),
+        ("task_log", "prepare", "hello, world"),
+        ("task_finished", "prepare", "ok"),
+        ("callback_started", "done_my_run", "ok"),
+        ("callback_log", "done_my_run", "run 1 finished with status ok"),
+        ("callback_finished", "done_my_run", "ok"),
+        ("run_finished", "ok"),
+    ]
+    assert report.tasks["prepare"].value == {"said": "hello, world"}
+
+
+def test_failing_through_the_library_never_starts_the_skipped_task() -> None:
+    seen = Recorder()
+    report = run_dag(str(DAGS / "failing.py"), store=load_store(STORE), observer=seen)
+    assert report.exit_code == 1 and report.status == "error"
+    assert ("task_started", "publish", 1) not in seen.calls
+    assert ("task_finished", "publish", "upstream_failed") in seen.calls
+    assert ("task_finished", "summarize", "ok") in seen.calls
+    assert ("callback_started", "report", "error") in seen.calls
+    assert report.callback is not None and report.callback.status == "ok"
+
+
+def test_diamond_runs_its_four_middle_tasks_at_once() -> None:
+    seen = Recorder()
+    start = time.monotonic()
+    report = run_dag(str(DAGS / "diamond.py"), max_parallel=4, observer=seen)
+    assert time.monotonic() - start < 3.0
+    assert report.exit_code == 0
+    assert seen.peak == 4
+    assert report.stages == [["source"], ["north", "east", "south", "west"], ["sink"]]
+    assert report.tasks["sink"].value["total"] == 36
+
+
+def test_interrupting_a_run_kills_its_tasks_and_removes_the_copy(tmp_path: Path) -> None:
+    dag = tmp_path / "slow_one.py"
+    dag.write_text(
+        textwrap.dedent(
+            """\
+            import os, time
+            from gust import Dag, log, task
+
+            def note_pid():
+                with open(f"{os.getpid()}.pid", "w") as f:
+                    f.write("")
+
+            class SlowOne(Dag):
+                @task
+                def talks(self, ctx):
+                    note_pid()
+                    time.sleep(0.5)
+                    log("hi")
+                    time.sleep(30)
+
+                @task
+                def sleeps(self, ctx):
+                    note_pid()
+                    time.sleep(30)
+            """
+        )
+    )
+
+    class Interrupt(RunObserver):
+        def task_log(self, name: str, entry: Any) -> None:
+            raise KeyboardInterrupt
+
+    pattern = os.path.join(tempfile.gettempdir(), "gust_py_dag_*_slow_one.py")
+    start = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        run_dag(str(dag), observer=Interrupt(), max_parallel=2)
+    assert time.monotonic() - start < 10
+    assert glob.glob(pattern) == []
+    pids = [int(p.stem) for p in tmp_path.glob("*.pid")]
+    assert len(pids) == 2
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+def test_human_view_colours_and_live_line_on_a_terminal() -> None:
+    out = io.StringIO()
+    run_dag(
+        str(DAGS / "failing.py"),
+        store=str(STORE),
+        observer=HumanView(out, color=True, live=True),
+    )
+    text = out.getvalue()
+    assert "\x1b[32m+ ok\x1b[0m" in text  # a StringIO has no encoding: ASCII marks
+    assert "\x1b[31m" in text  # the failed task in red
+    assert "\x1b[33mWARNING auditing yesterday's load\x1b[0m" in text
+    assert "\x1b[36mrunning: " in text
+    assert "\r\x1b[K" in text  # the live line is redrawn in place
+
+
+def test_run_plan_refuses_bad_options() -> None:
+    plan = parse_dag_file(str(DAGS / "hello_world.py"), default_gust_cmd())
+    for kwargs, word in [
+        ({"retries": 0}, "retries"),
+        ({"max_parallel": 0}, "max-parallel"),
+        ({"timeout": -1.0}, "timeout"),
+        ({"backoff": float("nan")}, "backoff"),
+        ({"task": "ghost"}, "ghost"),
+    ]:
+        with pytest.raises(UsageError, match=word):
+            run_plan(plan, **kwargs)
