@@ -206,6 +206,11 @@ elif args[:2] == ["task", "run"] and task == "huge":
     os.write(1, encode_frame({"type": "start", "pid": os.getpid()}))
     os.write(1, struct.pack(">I", 100 * 1024 * 1024) + b"{")
     time.sleep(30)
+elif args[:2] == ["task", "run"] and task == "surrogate":
+    os.write(1, encode_frame({"type": "start", "pid": os.getpid()}))
+    for payload in (b'{"type":"log","level":"info","msg":"half a pair: \\ud800"}',
+                    b'{"type":"result","ok":true,"data":{"value":"\\udfff!"}}'):
+        os.write(1, struct.pack(">I", len(payload)) + payload)
 else:
     os.execv(sys.executable, [sys.executable, "-m", "gust", *args])
 """
@@ -233,6 +238,10 @@ def test_bad_children_are_reported_precisely_while_the_run_goes_on(tmp_path: Pat
             def huge(self, ctx):
                 return 3
 
+            @task
+            def surrogate(self, ctx):
+                return 4
+
             @task(downstream="after", save=True)
             def fine(self, ctx):
                 return {"n": 4}
@@ -253,6 +262,7 @@ def test_bad_children_are_reported_precisely_while_the_run_goes_on(tmp_path: Pat
         "garbage": "error",
         "quits": "error",
         "huge": "error",
+        "surrogate": "ok",
         "fine": "ok",
         "after": "ok",
     }
@@ -274,6 +284,47 @@ def test_bad_children_are_reported_precisely_while_the_run_goes_on(tmp_path: Pat
         "message": "frame header announces 104857600 bytes, over the limit of 67108864 bytes",
     }
     assert tasks["after"]["value"] == 5
+    # lone surrogates (legal as JSON escapes, not as UTF-8) come out as U+FFFD
+    assert tasks["surrogate"]["value"] == "\ufffd!"
+    assert tasks["surrogate"]["logs"][0]["msg"] == "half a pair: \ufffd"
+    human = harness(
+        "mixed.py", "--task", "surrogate", "--gust-cmd", shlex.join([sys.executable, str(fake)]),
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert human.returncode == 0, human.stderr
+    assert "surrogate  | half a pair: \ufffd" in human.stdout.splitlines()
+
+
+def test_a_closed_stdout_silences_the_view_but_not_the_run(tmp_path: Path) -> None:
+    write_dag(
+        tmp_path,
+        "slowish.py",
+        """\
+        import time
+        from gust import Dag, log, task
+
+        class Slowish(Dag):
+            @task
+            def nap(self, ctx):
+                time.sleep(0.3)
+                log("still here")
+                with open("ran", "w") as f:
+                    f.write("yes")
+        """,
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gust.harness", "slowish.py"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline().startswith("▶ run 1 of slowish".encode())
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=20) == 0
+    assert err == b""
+    assert (tmp_path / "ran").read_text() == "yes"
 
 
 def test_timeout_kills_the_task_and_its_grandchildren(tmp_path: Path) -> None:

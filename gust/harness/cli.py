@@ -9,7 +9,6 @@ error (nothing ran), 130 when interrupted (every running task is killed first).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from typing import Final, TextIO
@@ -130,7 +129,7 @@ def _open_report(path: str | None) -> TextIO | None:
         raise UsageError(f"--report {path}: cannot be written: {exc}") from None
 
 
-def _run(args: argparse.Namespace) -> RunReport:
+def _run(args: argparse.Namespace, view: HumanView | None) -> RunReport:
     if args.max_frame_size > protocol.MAX_FRAME_FORMAT:
         raise UsageError(f"--max-frame-size must be at most {protocol.MAX_FRAME_FORMAT}")
     if args.timeout is not None and args.timeout == 0:
@@ -140,7 +139,6 @@ def _run(args: argparse.Namespace) -> RunReport:
     plan = parse_dag_file(args.dag_file, gust_cmd, dag=args.dag)
     report_file = _open_report(args.report)
     try:
-        view = None if args.json else HumanView(sys.stdout, color=False if args.no_color else None)
         report = run_plan(
             plan,
             store,
@@ -158,22 +156,27 @@ def _run(args: argparse.Namespace) -> RunReport:
             environ=os.environ,
         )
         if report_file is not None:
-            report_file.write(_report_text(report) + "\n")
+            report_file.write(report.to_text() + "\n")
     finally:
         if report_file is not None:
             report_file.close()
     return report
 
 
-def _report_text(report: RunReport) -> str:
-    return json.dumps(report.to_json(), indent=2, ensure_ascii=False)
+def _silence_stdout() -> None:
+    # stdout's reader went away (``| head``): point it at /dev/null so the interpreter's final
+    # flush does not fail too.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     args = build_parser().parse_args(argv)
+    view = None if args.json else HumanView(sys.stdout, color=False if args.no_color else None)
     try:
-        report = _run(args)
+        report = _run(args, view)
     except HarnessError as exc:
         sys.stderr.write(f"gust.harness: {exc}\n")
         return EXIT_USAGE
@@ -181,6 +184,11 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write("\ngust.harness: interrupted; every running task was killed\n")
         return EXIT_INTERRUPTED
     if args.json:
-        sys.stdout.write(_report_text(report) + "\n")
-        sys.stdout.flush()
+        try:
+            sys.stdout.write(report.to_text() + "\n")
+            sys.stdout.flush()
+        except BrokenPipeError:
+            _silence_stdout()
+    elif view is not None and view.broken:
+        _silence_stdout()
     return report.exit_code

@@ -296,6 +296,7 @@ class TaskProcess:
         self._trace: str | None = None
         self._frames = 0
         self._frames_after_result = 0
+        self._t0 = 0.0
 
     # -- control from other threads --
 
@@ -315,8 +316,7 @@ class TaskProcess:
         self._result, self._trace, self._frames, self._frames_after_result = None, None, 0, 0
         self._events = [] if self.record else None
         started = time.monotonic()
-        if self.t0 is None:
-            self.t0 = started
+        self._t0 = started if self.t0 is None else self.t0
         try:
             with self._lock:
                 if self._cancel.is_set():
@@ -348,6 +348,8 @@ class TaskProcess:
                 # Whatever is left of a group we gave up on goes, grandchildren included.
                 _killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+            with self._lock:
+                self._proc = None  # reaped: cancel() must not signal a group id reused later
             writer.queue.put(None)
             if self._events is not None:
                 self._events.append({"dir": "h2c", "eof": True})
@@ -534,8 +536,7 @@ class TaskProcess:
         if not isinstance(level, str):
             self._warn(f"log frame whose level is not a string: {level!r}")
             level = str(level)
-        assert self.t0 is not None
-        entry = {"t": round(time.monotonic() - self.t0, 3), "level": level, "msg": msg}
+        entry = {"t": round(time.monotonic() - self._t0, 3), "level": level, "msg": msg}
         self._logs.append(entry)
         if self.on_log is not None:
             self.on_log(entry)

@@ -16,6 +16,7 @@ of the run; ``warnings`` says where Gust would behave differently. Keys are only
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -112,3 +113,13 @@ class RunReport:
             "tasks": {name: task.to_json() for name, task in self.tasks.items()},
             "callback": None if self.callback is None else self.callback.to_json(),
         }
+
+    def to_text(self) -> str:
+        """The report JSON as indented UTF-8-safe text (a lone surrogate a task sent as a JSON
+        escape becomes U+FFFD, since UTF-8 cannot carry it)."""
+        text = json.dumps(self.to_json(), indent=2, ensure_ascii=False)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+        return text

@@ -229,7 +229,11 @@ class _Run:
                 on_stderr=lambda line: observer.task_stderr(name, line),
             )
             if self.recorder is not None:
-                self.recorder.write(case_name(plan.name, name, attempt), plan.file, argv, outcome)
+                case = case_name(plan.name, name, attempt)
+                try:
+                    self.recorder.write(case, plan.file, argv, outcome)
+                except (OSError, ValueError) as exc:  # ValueError: the recorder's RecordError
+                    outcome.warnings.append(f"--record: transcript {case} not written: {exc}")
             report.attempts = attempt
             report.logs += outcome.logs
             prefix = f"attempt {attempt}: " if self.retries > 1 else ""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import threading
 import time
@@ -135,6 +136,8 @@ class HumanView(RunObserver):
         self.live = tty if live is None else live
         encoding = (getattr(self.stream, "encoding", None) or "ascii").lower().replace("-", "")
         self.marks = _MARKS if encoding in ("utf8", "utf_8") else _ASCII_MARKS
+        #: Whether the stream was found closed; the view then writes nothing more.
+        self.broken = False
         self._lock = threading.RLock()
         self._running: dict[str, float] = {}
         self._status_shown = False
@@ -151,31 +154,46 @@ class HumanView(RunObserver):
 
     def _emit(self, *lines: str) -> None:
         with self._lock:
-            out = self.stream
-            if self._status_shown:
-                out.write("\r\x1b[K")
-                self._status_shown = False
-            for line in lines:
-                out.write(line + "\n")
-            self._draw_status()
-            out.flush()
+            text = "\r\x1b[K" if self._status_shown else ""
+            self._status_shown = False
+            text += "".join(line + "\n" for line in lines) + self._status_text()
+            self._write(text)
 
-    def _draw_status(self) -> None:
+    def _status_text(self) -> str:
         if not self.live or not self._running:
-            return
+            return ""
         now = time.monotonic()
         items = ", ".join(f"{n} {now - t:.1f}s" for n, t in self._running.items())
-        self.stream.write(self._paint(_one_line(f"running: {items}", 100), "cyan"))
         self._status_shown = True
+        width = max(20, shutil.get_terminal_size((100, 24)).columns - 1)
+        return self._paint(_one_line(f"running: {items}", width), "cyan")
 
     def _tick(self) -> None:
         while not self._stop.wait(0.2):
             with self._lock:
-                if self._status_shown:
-                    self.stream.write("\r\x1b[K")
-                    self._status_shown = False
-                self._draw_status()
-                self.stream.flush()
+                text = "\r\x1b[K" if self._status_shown else ""
+                self._status_shown = False
+                self._write(text + self._status_text())
+
+    def _write(self, text: str) -> None:
+        # Called with the lock held. Text the stream cannot encode (a lone surrogate a task
+        # sent as a JSON escape) is replaced; a closed stream (``| head``) silences the view
+        # and the run goes on.
+        if self.broken or not text:
+            return
+        encoding = getattr(self.stream, "encoding", None) or "utf-8"
+        try:
+            text.encode(encoding)
+        except UnicodeEncodeError:
+            text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+            text = text.encode(encoding, "replace").decode(encoding)
+        except LookupError:
+            text = text.encode("ascii", "replace").decode("ascii")
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except (BrokenPipeError, ValueError):
+            self.broken = True
 
     def _name(self, name: str) -> str:
         return name.ljust(self._width)
