@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +40,8 @@ JSON_TYPES = ("null", "boolean", "integer", "number", "string", "array", "object
 
 PathStep = str | int
 Path = tuple[PathStep, ...]
+#: The child's pid, or a predicate telling whether a pid belongs to the child.
+PidCheck = int | Callable[[int], bool] | None
 
 _STEP = re.compile(r"\.([A-Za-z_][A-Za-z0-9_]*)|\[([0-9]+)\]|\['([^']*)'\]")
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -155,13 +158,14 @@ def _type_matches(wanted: str, value: Any) -> bool:
 
 
 def check_matcher(
-    matcher: dict[str, Any], present: bool, value: Any, pid: int | None
+    matcher: dict[str, Any], present: bool, value: Any, pid: PidCheck = None
 ) -> str | None:
     """Return why ``value`` fails ``matcher``, or ``None`` when it passes.
 
     Args:
         present: whether the key exists at all (``value`` is ignored when it does not).
-        pid: the child's real pid, for ``pid`` matchers (``None``: unknown, any integer passes).
+        pid: the child's real pid, or a predicate saying whether a pid is the child's (a host
+            may run the runtime through a wrapper such as ``uv run``); ``None``: any integer.
     """
     if not present:
         return None if matcher.get("optional") else "missing (a matcher requires it)"
@@ -182,7 +186,9 @@ def check_matcher(
     if "pid" in matcher:
         if json_type(value) != "integer" or isinstance(value, bool):
             return f"expected the child's pid (an integer), got {brief(value)}"
-        if pid is not None and value != pid:
+        if callable(pid) and not pid(int(value)):
+            return f"expected the child's real pid (or a descendant's), got {brief(value)}"
+        if isinstance(pid, int) and value != pid:
             return f"expected the child's real pid {pid}, got {brief(value)}"
         return None
     raise ValueError(f"matcher {matcher!r} has none of type, regex, any, pid")
@@ -192,7 +198,7 @@ def compare_frame(
     expected: Any,
     actual: Any,
     matchers: dict[Path, dict[str, Any]] | None = None,
-    pid: int | None = None,
+    pid: PidCheck = None,
 ) -> Mismatch | None:
     """Return the first difference between ``actual`` and the example ``expected``, or ``None``.
 
@@ -209,7 +215,7 @@ def _compare(
     actual: Any,
     path: Path,
     matchers: dict[Path, dict[str, Any]],
-    pid: int | None,
+    pid: PidCheck,
 ) -> Mismatch | None:
     matcher = matchers.get(path)
     if matcher is not None:
