@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,6 +15,8 @@ import textwrap
 import time
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 DAGS = REPO / "harness" / "dags"
@@ -516,3 +519,52 @@ def test_ctrl_c_kills_running_tasks_and_exits_130(tmp_path: Path) -> None:
     while alive(grandchild) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not alive(grandchild)
+
+
+ARGV_LOGGER = """\
+import json, os, sys
+with open(os.environ["GUST_ARGV_LOG"], "a") as log:
+    log.write(json.dumps({"argv": sys.argv[1:], "cwd": os.getcwd()}) + "\\n")
+os.execv(sys.executable, [sys.executable, "-m", "gust", *sys.argv[1:]])
+"""
+
+
+def test_commands_are_the_ones_gust_runs(tmp_path: Path) -> None:
+    logger = tmp_path / "logger.py"
+    logger.write_text(ARGV_LOGGER)
+    log = tmp_path / "argv.jsonl"
+    code, report = run_json(
+        "harness/dags/hello_world.py",
+        "--store",
+        "harness/store.json",
+        "--gust-cmd",
+        shlex.join([sys.executable, str(logger)]),
+        env={"GUST_ARGV_LOG": str(log)},
+    )
+    assert code == 0
+    assert report["callback"]["status"] == "ok"
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    assert {c["cwd"] for c in calls} == {str(DAGS)}
+    original = str(DAGS / "hello_world.py")
+    assert calls[0]["argv"] == ["parse", "--file", original]
+    copy = calls[1]["argv"][3]
+    assert re.fullmatch(r"gust_py_dag_\d+_hello_world\.py", os.path.basename(copy))
+    assert [c["argv"] for c in calls[1:]] == [
+        ["task", "run", "--file", copy, "--dag", "HelloWorld", "--task", "hello",
+         "--ctx-json", '{"run_id":1}'],
+        ["task", "run", "--file", copy, "--dag", "HelloWorld", "--task", "prepare",
+         "--ctx-json", '{"run_id":1}'],
+        ["run", "done", "--file", copy, "--dag", "hello_world", "--fn-name", "done_my_run",
+         "--status", "ok", "--run-id", "1"],
+    ]  # fmt: skip
+    assert not os.path.exists(copy)
+
+
+@pytest.mark.skipif(shutil.which("uv") is None, reason="uv is not on PATH")
+def test_uv_run_gust_as_gust_starts_it() -> None:
+    code, report = run_json(
+        "harness/dags/hello_world.py", "--store", "harness/store.json", "--gust-cmd", "uv run gust"
+    )
+    assert code == 0
+    assert report["tasks"]["prepare"]["value"] == {"said": "hello, world"}
+    assert report["callback"]["status"] == "ok"

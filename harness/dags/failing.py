@@ -3,6 +3,8 @@ never starts, while the independent ``audit`` -> ``summarize`` chain still runs 
 The callback then gets status ``error``, and the harness exits 1.
 """
 
+import json
+
 from gust import Dag, get_secret_by_name, log, task
 
 
@@ -12,8 +14,10 @@ class Failing(Dag):
 
     @task(downstream="publish")
     def extract(self, ctx):
-        warehouse = get_secret_by_name("WAREHOUSE")
-        log(f"connecting to {warehouse['value']['host']}")
+        conn = get_secret_by_name("WAREHOUSE")["value"]
+        if isinstance(conn, str):  # a "json" secret may also arrive as JSON text
+            conn = json.loads(conn)
+        log(f"connecting to {conn['host']}")
         raise ValueError("the source table is empty")
 
     @task
