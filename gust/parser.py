@@ -276,7 +276,7 @@ def _in_block(line: int) -> str:
 def _snippet(node: ast.AST) -> str:
     try:
         text = ast.unparse(node)
-    except RecursionError:
+    except (RecursionError, ValueError):  # too deep; an int too long to print in decimal
         return f"the expression at line {getattr(node, 'lineno', '?')}"
     if len(text) > _SNIPPET_LENGTH:
         text = text[: _SNIPPET_LENGTH - 3] + "..."
@@ -284,7 +284,10 @@ def _snippet(node: ast.AST) -> str:
 
 
 def _describe(value: object) -> str:
-    text = repr(value)
+    try:
+        text = repr(value)
+    except ValueError:  # an int too long to print in decimal (sys.get_int_max_str_digits)
+        text = "a value too large to show"
     if len(text) > _SNIPPET_LENGTH:
         text = text[: _SNIPPET_LENGTH - 3] + "..."
     return f"{text} ({type(value).__name__})"
@@ -440,7 +443,7 @@ class _FileReader:
         self, target: ast.expr, value: ast.expr | None, line: int, bind: Callable[..., None]
     ) -> None:
         if isinstance(target, ast.Name):
-            bind(target.id, line, value, "an assignment")
+            bind(target.id, line, value, "an assignment" if value else "an unpacking assignment")
         elif isinstance(target, (ast.Tuple, ast.List)):
             if (
                 isinstance(value, (ast.Tuple, ast.List))
@@ -799,7 +802,8 @@ class _FileReader:
                         found[key] = _Arg(line, value=value)
                     elif strict:
                         problems.error(
-                            line, f"{where}: unknown option {key!r} (known: {', '.join(known)})"
+                            line,
+                            f"{where}: unknown option {_describe(key)} (known: {', '.join(known)})",
                         )
             elif keyword.arg in known:
                 if keyword.arg in found:
@@ -1226,11 +1230,17 @@ def parse_file(path: str) -> list[dict[str, Any]]:
                 tree = ast.parse(source, filename=file_path)
             except SyntaxError as exc:
                 where = f" (column {exc.offset})" if exc.offset else ""
-                description = f"syntax error: {exc.msg}{where}"
+                description = f"syntax error: {exc.msg or 'invalid syntax'}{where}"
                 return _failure(stem, file_path, _syntax_error_line(exc, source), description)
+            except ValueError as exc:  # Python 3.10 rejects a NUL byte with a ValueError
+                line = _syntax_error_line(SyntaxError(str(exc)), source)
+                return _failure(stem, file_path, line, f"syntax error: {exc}")
             except (RecursionError, MemoryError):
                 return _failure(
-                    stem, file_path, 1, "the file is nested too deeply for Python to parse it"
+                    stem,
+                    file_path,
+                    1,
+                    "the file is too large or too deeply nested for Python to parse it",
                 )
         file_messages = [(w.lineno or 0, f"{w.category.__name__}: {w.message}") for w in caught]
         reader = _FileReader(tree, stem, file_path)

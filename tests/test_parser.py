@@ -512,6 +512,23 @@ def test_bad_task_options_are_errors_at_their_line(
     assert entry["task_list"] == ["a", "b"]
 
 
+def test_values_too_large_to_print_are_described_not_crashed_on(tmp_path: Path) -> None:
+    huge = "0x" + "f" * 5000  # a valid literal whose decimal repr Python refuses to build
+    path = write(
+        tmp_path,
+        "huge.py",
+        HEADER + "class Huge(Dag):\n    def __init__(self):\n"
+        f"        super().__init__(schedule={huge})\n\n"
+        f"    @task(downstream={huge})\n    def a(self, ctx): ...\n\n"
+        f"    @task(downstream=f({huge}))\n    def b(self, ctx): ...\n",
+    )
+    entry = only(strict_loads(render_file(str(path))))
+    assert entry["error"]["line"] == 8
+    assert "not a value too large to show (int)" in entry["error"]["description"]
+    assert "line 6: schedule in Huge.__init__ must be a string or None" in entry["messages"][0]
+    assert "the expression at line 11 is not a literal" in entry["messages"][1]
+
+
 def test_several_errors_report_the_first_and_list_the_others(tmp_path: Path) -> None:
     path = write(
         tmp_path,
@@ -583,14 +600,19 @@ def test_syntax_error_is_one_entry_with_empty_mod(tmp_path: Path) -> None:
         (b"x = 1\ny = '\x00'\n", 2, "null bytes"),
         (b"x = 1\n\n\xff = 2\n", 3, "utf-8"),
         (b"x = " + b"(" * 300 + b")" * 300 + b"\n", 1, "too many nested parentheses"),
-        (b"x = " + b"-" * 100_000 + b"1\n", 1, "nested too deeply"),
-        (b"x = " + b"a + " * 200_000 + b"1\n", 1, "nested too deeply"),
+        (b"x = " + b"-" * 100_000 + b"1\n", 1, "too deeply nested"),
+        (b"x = " + b"a + " * 200_000 + b"1\n", 1, "too deeply nested"),
+        (b"# -*- coding: no-such-codec -*-\nx = 1\n", 1, "no-such-codec"),
+        (b"x = 0x" + b"f" * 5000 + b"\nclass A:\n    pass\n", 0, ""),
     ],
 )
 def test_unparsable_bytes_are_in_band(
     source: bytes, line: int, fragment: str, tmp_path: Path
 ) -> None:
     path = write(tmp_path, "weird.py", source)
+    if line == 0:  # parses: nothing to report
+        assert parse_file(str(path)) == []
+        return
     entry = only(parse_file(str(path)))
     assert entry["mod"] == "" and entry["name"] == "weird"
     assert entry["error"]["line"] == line
