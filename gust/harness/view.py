@@ -4,8 +4,9 @@ One line when a task starts and one when it ends (status, duration, and why it f
 lines prefixed with the task name, its stderr dimmed, the warnings where Gust would behave
 differently, then the callback and a table of every task. On a terminal, levels and statuses
 are coloured and the last line lists the tasks still running, redrawn in place; elsewhere (a
-pipe, a file, ``NO_COLOR`` set) the output is plain lines, identical from run to run but for
-times and values.
+pipe, a file, ``NO_COLOR`` set) the output is plain lines without escapes. Failures show the
+message (and the exception's type and details); a child's stderr was already shown line by line,
+so the report JSON, not the view, repeats its tail.
 """
 
 from __future__ import annotations
@@ -267,23 +268,20 @@ class HumanView(RunObserver):
         if report.status == "ok":
             lines[0] += self._paint(f"  -> {_one_line(_value_text(report.value))}", "dim")
         elif report.error is not None:
-            lines += self._error_lines(report.name, report.error)
+            lines += self._error_lines(report.error)
         lines += [
             self._paint(f"{self._name(report.name)} warning: {w}", "yellow")
             for w in report.warnings
         ]
         self._emit(*lines)
 
-    def _error_lines(self, name: str, error: Mapping[str, Any]) -> list[str]:
+    def _error_lines(self, error: Mapping[str, Any]) -> list[str]:
         pad = " " * (self._width + 1)
         lines = [self._paint(f"{pad}{error.get('message', '')}", "red")]
         kind, details = error.get("type"), error.get("details")
         if isinstance(kind, str) and isinstance(details, str):
             lines.append(self._paint(f"{pad}{kind}: {_one_line(details, 200)}", "red"))
-        tail = error.get("stderr_tail")
-        if isinstance(tail, str) and tail.strip():
-            lines.append(self._paint(f"{pad}stderr (tail):", "dim"))
-            lines += [self._paint(f"{pad}  {t}", "dim") for t in tail.rstrip().split("\n")]
+        # No stderr tail here: every stderr line was shown as it came ("name ! line").
         return lines
 
     def callback_started(self, fn: str, status: str) -> None:
@@ -305,7 +303,7 @@ class HumanView(RunObserver):
             f"{_duration(report.duration_s)}"
         ]
         if report.error is not None:
-            lines += self._error_lines("(callback)", report.error)
+            lines += self._error_lines(report.error)
         lines += [
             self._paint(f"{self._name('(callback)')} warning: {w}", "yellow")
             for w in report.warnings
