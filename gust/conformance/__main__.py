@@ -41,6 +41,11 @@ def _parser() -> argparse.ArgumentParser:
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--suite", type=Path, help="the conformance/ folder (default: this repo's)")
         p.add_argument(
+            "--transcripts",
+            type=Path,
+            help="play the cases of this folder (e.g. recorded by the harness) instead",
+        )
+        p.add_argument(
             "--case",
             action="append",
             metavar="NAME",
@@ -72,6 +77,7 @@ def _parser() -> argparse.ArgumentParser:
 
     val = sub.add_parser("validate", help="check every case file against the schemas")
     val.add_argument("--suite", type=Path, help="the conformance/ folder (default: this repo's)")
+    val.add_argument("--transcripts", type=Path, help="check the cases of this folder instead")
     val.add_argument("--validator", choices=("auto", "builtin", "jsonschema"), default="auto")
     return parser
 
@@ -105,7 +111,7 @@ def _print(line: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = _parser().parse_args(argv)
-    suite = Suite(args.suite or default_suite_root())
+    suite = Suite(args.suite or default_suite_root(), args.transcripts)
     try:
         schemas = SchemaSet(suite.schema_dir, backend=args.validator)
         if args.mode == "validate":

@@ -55,6 +55,8 @@ class Suite:
     """The suite's data folders."""
 
     root: Path
+    #: Another folder of cases to play with this suite's schemas and DAGs (recorded ones).
+    transcripts: Path | None = None
 
     @property
     def schema_dir(self) -> Path:
@@ -62,7 +64,7 @@ class Suite:
 
     @property
     def transcripts_dir(self) -> Path:
-        return self.root / "transcripts"
+        return self.transcripts or self.root / "transcripts"
 
     @property
     def dags_dir(self) -> Path:
