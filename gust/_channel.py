@@ -3,10 +3,14 @@
 A channel is the only thing the child runtime writes frames through. Every frame is encoded by
 :mod:`gust.protocol` first and then written in one go under one lock, so threads never
 interleave bytes. Reads go through the shared :class:`~gust.protocol.FrameDecoder`, with an
-optional timeout, and end of input is reported as :class:`~gust.errors.HostGoneError`.
+optional timeout, and end of input is reported as :class:`~gust.errors.HostGoneError`. Output
+ends for good either when the host stops reading (a broken pipe) or when
+:meth:`Channel.write_final` has written the final frames; every later write raises
+:class:`~gust.errors.HostGoneError`, so nothing can follow the final ``result``.
 
 :class:`FdChannel` is what ``gust task run`` uses (private duplicates of the original stdout and
-stdin); :class:`MemoryChannel` serves tests and embedding without a subprocess.
+stdin); :class:`MemoryChannel` serves tests and embedding without a subprocess;
+:class:`StderrChannel` is what a forked child of the task writes through.
 """
 
 from __future__ import annotations
@@ -16,12 +20,22 @@ import select
 import threading
 import time
 from collections import deque
-from typing import Any
 
 from gust.errors import CallTimeoutError, HostGoneError
-from gust.protocol import DEFAULT_MAX_FRAME_SIZE, FrameDecoder, RemoteProtocolError, encode_frame
+from gust.protocol import (
+    DEFAULT_MAX_FRAME_SIZE,
+    HEADER_SIZE,
+    FrameDecoder,
+    RemoteProtocolError,
+    decode_payload,
+    encode_frame,
+)
 
-__all__ = ["Channel", "FdChannel", "MemoryChannel"]
+TYPE_CHECKING = False  # typing is not imported at run time: every task start pays for imports
+if TYPE_CHECKING:
+    from typing import Any
+
+__all__ = ["Channel", "FdChannel", "MemoryChannel", "StderrChannel"]
 
 _READ_SIZE = 1 << 16
 
@@ -31,14 +45,12 @@ class Channel:
 
     def __init__(self, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> None:
         self.write_lock = threading.Lock()
-        #: Thread ident of the writer holding the lock; a signal handler uses it to avoid
-        #: raising in the middle of a frame written by the main thread.
-        self.writer: int | None = None
         #: An exception a signal handler could not raise mid-frame; the writer raises it.
         self.interrupt: BaseException | None = None
         self._decoder = FrameDecoder(max_frame_size)
         self._in_closed = False
-        self._out_broken = False
+        #: Why nothing more can be written (host gone, final frame sent), or ``None``.
+        self._out_closed: str | None = None
 
     # -- writing --
     def write_frame(self, obj: dict[str, Any]) -> None:
@@ -46,26 +58,54 @@ class Channel:
 
         Raises:
             LocalProtocolError: ``obj`` cannot be sent (not strict JSON, over 4 GiB - 1).
-            HostGoneError: the reader of our frames is gone.
+            HostGoneError: the reader of our frames is gone, or the final frame was sent.
         """
         self.write_bytes(encode_frame(obj))
 
     def write_bytes(self, data: bytes) -> None:
         """Write pre-encoded frame bytes whole, under the write lock."""
-        if self._out_broken:
-            raise HostGoneError("the host stopped reading frames")
         with self.write_lock:
-            self.writer = threading.get_ident()
+            if self._out_closed is not None:
+                raise HostGoneError(self._out_closed)
             try:
                 self._write_all(data)
             except (BrokenPipeError, ConnectionResetError):
-                self._out_broken = True
-                raise HostGoneError("the host stopped reading frames (broken pipe)") from None
-            finally:
-                self.writer = None
-        if self.interrupt is not None and threading.get_ident() == threading.main_thread().ident:
+                self._out_closed = "the host stopped reading frames (broken pipe)"
+                raise HostGoneError(self._out_closed) from None
+        if self.interrupt is not None:
+            self._raise_interrupt()
+
+    def write_final(self, frames: list[bytes]) -> None:
+        """Write the last frames of the process whole, then refuse every later write.
+
+        Threads a task left running cannot slip a frame in after the final ``result``: the
+        frames go out and the channel closes under one hold of the write lock.
+
+        Raises:
+            HostGoneError: as for :meth:`write_bytes`.
+        """
+        with self.write_lock:
+            if self._out_closed is not None:
+                raise HostGoneError(self._out_closed)
+            try:
+                for data in frames:
+                    self._write_all(data)
+            except (BrokenPipeError, ConnectionResetError):
+                self._out_closed = "the host stopped reading frames (broken pipe)"
+                raise HostGoneError(self._out_closed) from None
+            self._out_closed = "the task already sent its final frame; nothing more can be sent"
+
+    @property
+    def output_closed(self) -> bool:
+        """Whether writing is over (host gone, or the final frame sent)."""
+        return self._out_closed is not None
+
+    def _raise_interrupt(self) -> None:
+        # Only the main thread raises a held signal: that is where the handler would have.
+        if threading.get_ident() == threading.main_thread().ident:
             exc, self.interrupt = self.interrupt, None
-            raise exc
+            if exc is not None:
+                raise exc
 
     # -- reading --
     def read_frame(self, timeout: float | None = None, what: str = "a frame") -> dict[str, Any]:
@@ -126,12 +166,12 @@ class FdChannel(Channel):
         self.in_fd = in_fd
 
     def _write_all(self, data: bytes) -> None:
-        view = memoryview(data)
-        fd = self.out_fd
-        while view:
-            # A write interrupted by a signal can return short; the loop finishes the frame.
-            written = os.write(fd, view)
-            view = view[written:]
+        written = os.write(self.out_fd, data)
+        if written != len(data):
+            # A signal can interrupt a large write part-way; finish the frame.
+            view = memoryview(data)[written:]
+            while view:
+                view = view[os.write(self.out_fd, view) :]
 
     def _read_some(self, timeout: float | None) -> bytes | None:
         if self.in_fd is None:
@@ -145,6 +185,27 @@ class FdChannel(Channel):
             return os.read(self.in_fd, _READ_SIZE)
         except OSError:
             return b""
+
+
+class StderrChannel(Channel):
+    """Frames rendered as text lines on stderr; no input.
+
+    A process forked from the task (``multiprocessing`` with the fork start method) inherits
+    the protocol descriptors, but frames it wrote would interleave with the parent's. Its
+    session switches to this channel: its logs stay visible on stderr and the parent's frame
+    stream stays whole.
+    """
+
+    def _write_all(self, data: bytes) -> None:
+        frame = decode_payload(data[HEADER_SIZE:])
+        if frame.get("type") == "log":
+            line = f"[gust {frame.get('level')}] {frame.get('msg')}\n"
+        else:
+            line = f"[gust] {data[HEADER_SIZE:].decode('utf-8')}\n"
+        os.write(2, line.encode("utf-8", "replace"))
+
+    def _read_some(self, timeout: float | None) -> bytes | None:
+        return b""
 
 
 class MemoryChannel(Channel):

@@ -3,7 +3,11 @@
 These functions talk to the host through the active :class:`Session`, which ``gust task run``
 and ``gust run done`` set up. A session owns the channel, the secret masker and the call lock:
 calls from several threads are serialised (one call in flight, its reply matched to it), while
-logs only take the channel's write lock, so logging never waits behind a slow call.
+logs only take the channel's write lock, so logging never waits behind a slow call. With
+``GUST_CALL_TIMEOUT`` set, a call that gets no reply in time raises; since the host answers
+calls in order, its late reply is recognised and skipped, never handed to the next call. A
+process forked from the task (``multiprocessing``) detaches its copy of the session: its logs
+go to stderr as text and its calls raise, so it cannot write into the parent's frame stream.
 
 Outside a session (for example when a DAG author calls a task method in a unit test), ``log``
 writes a plain line to stderr and the calls raise :class:`~gust.errors.NotInTaskError`.
@@ -18,12 +22,16 @@ import json
 import os
 import sys
 import threading
-from typing import Any
+import time
 
 from gust import protocol
-from gust._channel import Channel, FdChannel
-from gust.errors import CallError, NotInTaskError
-from gust.masking import SecretMasker
+from gust._channel import Channel, FdChannel, StderrChannel
+from gust.errors import CallError, CallTimeoutError, NotInTaskError
+from gust.masking import MASK, SecretMasker
+
+TYPE_CHECKING = False  # typing is not imported at run time: every task start pays for imports
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "NOT_FOUND_ERRORS",
@@ -57,37 +65,75 @@ class Session:
         call_timeout: float | None = None,
     ) -> None:
         self.channel = channel
-        self.calls_allowed = calls_allowed
         self.call_timeout = call_timeout
         self.masker = SecretMasker()
+        #: Why calls raise at once, or ``None`` when a host answers them.
+        self.no_calls: str | None = (
+            None if calls_allowed else "no host answers calls inside `gust run done`"
+        )
         self._call_lock = threading.Lock()
+        # Replies still owed to calls that timed out: the host answers every call in order, so
+        # the next that many replies belong to them, not to the call now waiting.
+        self._owed = 0
+
+    @property
+    def calls_allowed(self) -> bool:
+        """Whether a host answers calls in this session."""
+        return self.no_calls is None
 
     def log(self, msg: str, level: str = "info") -> None:
         """Send one log line, secrets masked."""
-        masker = self.masker
-        self.channel.write_frame(
-            {"type": "log", "level": level, "msg": masker.mask(msg) if masker else msg}
-        )
+        pattern = self.masker.pattern
+        if pattern is not None:
+            msg = pattern.sub(MASK, msg)
+        self.channel.write_frame({"type": "log", "level": level, "msg": msg})
 
     def call(self, frame: dict[str, Any], what: str) -> Any:
         """Send a ``call`` frame and return the reply's ``data`` (see the module docstring)."""
-        if not self.calls_allowed:
-            raise NotInTaskError(
-                f"{what} cannot be answered here: no host answers calls inside `gust run done`"
-            )
+        if self.no_calls is not None:
+            raise NotInTaskError(f"{what} cannot be answered here: {self.no_calls}")
         with self._call_lock:
             self.channel.write_frame(frame)
-            while True:
-                reply = self.channel.read_frame(self.call_timeout, f"the reply to {what}")
-                if "ok" in reply:
-                    break
-                # Not a reply (no "ok"): ignored, as receivers ignore what they do not know.
+            reply = self._await_reply(f"the reply to {what}")
         if reply["ok"] is True:
             return reply.get("data")
         error = reply.get("error")
         if error in NOT_FOUND_ERRORS:
             return None
         raise CallError(str(frame.get("op")), error)
+
+    def _await_reply(self, what: str) -> dict[str, Any]:
+        timeout = self.call_timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                reply = self.channel.read_frame(remaining, what)
+            except CallTimeoutError:
+                self._owed += 1
+                raise CallTimeoutError(
+                    f"no answer within {timeout:g} s (GUST_CALL_TIMEOUT) while waiting for {what}"
+                ) from None
+            if "ok" not in reply:
+                continue  # not a reply: ignored, as receivers ignore what they do not know
+            if self._owed:
+                self._owed -= 1  # the late answer to a call that timed out
+                continue
+            return reply
+
+    def detach_after_fork(self) -> None:
+        """Make this session safe in a forked child: logs to stderr, calls raise at once."""
+        channel = self.channel
+        if isinstance(channel, FdChannel):
+            for fd in (channel.out_fd, channel.in_fd):
+                if fd is not None:
+                    # The child must not hold the host's pipes open after the parent is gone.
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
+        self.channel = StderrChannel()
+        self._call_lock = threading.Lock()
+        self.masker.after_fork()
+        self.no_calls = "a process forked from the task has no host channel"
 
 
 _session: Session | None = None
@@ -182,6 +228,15 @@ def _read_frame() -> dict[str, Any]:
     """Read one raw frame from the host (kept for code written against earlier releases)."""
     session = _session or _legacy_session()
     return session.channel.read_frame(session.call_timeout, "a frame from the host")
+
+
+def _detach_after_fork() -> None:
+    if _session is not None:
+        _session.detach_after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_detach_after_fork)
 
 
 def _require_session(op: str) -> Session:

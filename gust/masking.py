@@ -9,9 +9,12 @@ Results are data and are never masked.
 
 from __future__ import annotations
 
-import re
 import threading
-from typing import Any, Final
+
+TYPE_CHECKING = False  # typing is not imported at run time: every task start pays for imports
+if TYPE_CHECKING:
+    import re
+    from typing import Any, Final
 
 __all__ = ["MASK", "MIN_SECRET_LENGTH", "SecretMasker"]
 
@@ -20,36 +23,47 @@ MIN_SECRET_LENGTH: Final = 4
 
 
 class SecretMasker:
-    """Remembers secret values and hides them in text."""
+    """Remembers secret values and hides them in text.
 
-    __slots__ = ("_lock", "_pattern", "_values")
+    Attributes:
+        pattern: a regex matching every registered value (longest first), or ``None`` while
+            none is registered; hot paths test it directly instead of calling :meth:`mask`.
+    """
+
+    __slots__ = ("_lock", "_values", "pattern")
 
     def __init__(self) -> None:
         self._values: set[str] = set()
-        self._pattern: re.Pattern[str] | None = None
+        self.pattern: re.Pattern[str] | None = None
         self._lock = threading.Lock()
 
     def __bool__(self) -> bool:
-        return self._pattern is not None
+        return self.pattern is not None
 
     def register(self, value: Any) -> None:
         """Register every string in ``value`` (a string, or JSON data whose leaves are masked)."""
         found: list[str] = []
         _collect_strings(value, found)
-        new = {s for s in found if len(s) >= MIN_SECRET_LENGTH} - self._values
-        if not new:
-            return
         with self._lock:
+            new = {s for s in found if len(s) >= MIN_SECRET_LENGTH} - self._values
+            if not new:
+                return
+            import re  # only once a secret exists: most tasks have none
+
             self._values |= new
             ordered = sorted(self._values, key=lambda s: (-len(s), s))
-            self._pattern = re.compile("|".join(map(re.escape, ordered)))
+            self.pattern = re.compile("|".join(map(re.escape, ordered)))
 
     def mask(self, text: str) -> str:
         """Return ``text`` with every registered secret replaced by ``***``."""
-        pattern = self._pattern
+        pattern = self.pattern
         if pattern is None:
             return text
         return pattern.sub(MASK, text)
+
+    def after_fork(self) -> None:
+        """Renew the lock in a forked child (another thread may have held it at the fork)."""
+        self._lock = threading.Lock()
 
 
 def _collect_strings(value: Any, out: list[str]) -> None:

@@ -34,7 +34,13 @@ from gust.invoke import (
     format_exception,
     load_module,
 )
-from gust.sandbox import TaskInterrupted, capture_output, install_signal_handlers, take_channel
+from gust.sandbox import (
+    TaskInterrupted,
+    capture_output,
+    install_signal_handlers,
+    log_level_from_env,
+    take_channel,
+)
 
 __all__ = ["EXIT_HOST_GONE", "TaskFailure", "run_callback", "run_task", "run_task_in"]
 
@@ -102,9 +108,10 @@ class _TaskRun:
             ctx = _parse_ctx(ctx_json)
             try:
                 session.call_timeout = call_timeout_from_env()
+                log_level = log_level_from_env()
             except ValueError as exc:
                 raise TaskFailure(str(exc), exc) from None
-            with capture_output(session):
+            with capture_output(session, log_level):
                 module = load_module(self.file)
                 dag = find_dag(module, self.dag)
                 fn, options = find_callable(dag, self.dag, self.task)
@@ -147,12 +154,14 @@ def run_task_in(session: Session, file: str, dag: str, task: str, ctx_json: str 
     """
     run = _TaskRun(session, file, dag, task)
     try:
-        frame = run.execute(ctx_json)
+        frames = [run.execute(ctx_json)]
     except TaskFailure as failure:
-        for f in failure_frames(failure, session.masker.mask):
-            session.channel.write_frame(f)
-        return
-    session.channel.write_bytes(frame)
+        frames = _encode_failure(failure, session)
+    session.channel.write_final(frames)
+
+
+def _encode_failure(failure: TaskFailure, session: Session) -> list[bytes]:
+    return [protocol.encode_frame(f) for f in failure_frames(failure, session.masker.mask)]
 
 
 def run_task(file: str, dag: str, task: str, ctx_json: str | None) -> int:
@@ -169,34 +178,41 @@ def run_task(file: str, dag: str, task: str, ctx_json: str | None) -> int:
     session = Session(channel)
     activate(session)
     final = threading.Lock()  # whoever holds it writes the final frames: main or watchdog
+    main_reports = False
 
     def report_after_grace(exc: TaskInterrupted) -> None:
         # The watchdog: user code ignored the signal or sits in C code; report for it, leave.
         if not final.acquire(blocking=False):
             return  # the main thread is writing the final frames and will exit
         try:
-            for f in failure_frames(TaskFailure("Task execution failed", exc), session.masker.mask):
-                channel.write_frame(f)
+            channel.write_final(_encode_failure(TaskFailure("Task execution failed", exc), session))
         except HostGoneError:
             os._exit(EXIT_HOST_GONE)
         os._exit(0)
 
+    # Handlers go in before `start`: once the host has our pid, a SIGTERM must be reported.
+    stop_signals = install_signal_handlers(channel, report_after_grace)
     try:
-        channel.write_frame(protocol.start_frame(os.getpid()))
-        stop_signals = install_signal_handlers(channel, report_after_grace)
-        run = _TaskRun(session, file, dag, task)
         try:
-            frames: list[bytes] = [run.execute(ctx_json)]
-        except TaskFailure as failure:
-            frames = [
-                protocol.encode_frame(f) for f in failure_frames(failure, session.masker.mask)
-            ]
-        stop_signals()
-        if not final.acquire(blocking=False):
+            channel.write_frame(protocol.start_frame(os.getpid()))
+            run = _TaskRun(session, file, dag, task)
+            try:
+                frames = [run.execute(ctx_json)]
+            except TaskFailure as failure:
+                frames = _encode_failure(failure, session)
+            stop_signals()
+        except TaskInterrupted as exc:
+            # The signal landed outside the task body (around `start` or while the failure
+            # frames were built). Handlers raise only once: no second signal interrupts this.
+            stop_signals()
+            frames = _encode_failure(TaskFailure("Task execution failed", exc), session)
+        main_reports = final.acquire(blocking=False)
+        if not main_reports:
             threading.Event().wait()  # the watchdog is reporting and will end the process
-        for data in frames:
-            channel.write_bytes(data)
+        channel.write_final(frames)
     except HostGoneError:
+        if not main_reports and not final.acquire(blocking=False):
+            threading.Event().wait()  # the watchdog closed the channel and is exiting
         sys.stderr.write("gust task run: the host stopped reading frames; exiting\n")
         return EXIT_HOST_GONE
     finally:

@@ -4,30 +4,38 @@ Strategy: at start the protocol moves to private, non-inheritable duplicates of 
 stdout (frames out) and stdin (replies in). File descriptor 1 is then pointed at stderr and fd 0
 at an empty input, so C extensions, child processes and ``input()`` can neither write into the
 frame stream nor steal the host's replies. While user code runs, ``sys.stdout`` is a
-line-buffered writer that sends each printed line as an ``info`` log frame, and a handler on the
-root logger turns ``logging`` records into log frames at their own level.
+line-buffered writer that sends each printed line as an ``info`` log frame (each thread has its
+own unfinished line, so concurrent prints never mix), and a handler on the root logger turns
+``logging`` records into log frames at their own level.
 
-SIGTERM and SIGINT raise :class:`TaskInterrupted` in the main thread, so the task's ``finally``
-blocks run and the failure is reported in-band. A signal that arrives while the main thread is
-writing a frame is held until the frame is whole. Should user code swallow the exception or sit
-in C code, a watchdog reports the failure itself after :data:`SIGNAL_GRACE` seconds and exits.
+SIGTERM and SIGINT raise :class:`TaskInterrupted` in the main thread, once, so the task's
+``finally`` blocks run and the failure is reported in-band. A signal that arrives while the main
+thread is in the middle of writing a frame is held until the frame is whole. Should user code
+swallow the exception or sit in C code, a watchdog reports the failure itself after
+:data:`SIGNAL_GRACE` seconds and ends the process. A process forked from the task gets the
+signal handlers that were there before, and (see :mod:`gust.calls`) no access to the channel.
 """
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import io
 import logging
 import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from types import FrameType
-from typing import Final
 
 from gust._channel import FdChannel
 from gust.calls import Session
+from gust.errors import HostGoneError
+
+TYPE_CHECKING = False  # typing is not imported at run time: every task start pays for imports
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from types import FrameType
+    from typing import Any, Final
 
 __all__ = [
     "SIGNAL_GRACE",
@@ -36,50 +44,99 @@ __all__ = [
     "TaskInterrupted",
     "capture_output",
     "install_signal_handlers",
+    "log_level_from_env",
     "take_channel",
 ]
 
 #: Seconds between a SIGTERM/SIGINT and the watchdog's own failure report.
 SIGNAL_GRACE: Final = 2.0
 
+_SIGNALS: Final = (signal.SIGTERM, signal.SIGINT)
+_RECONFIGURE_ARGS: Final = frozenset(
+    {"encoding", "errors", "newline", "line_buffering", "write_through"}
+)
+
 
 class TaskInterrupted(BaseException):
-    """The runtime received SIGTERM or SIGINT while the task ran."""
+    """The runtime received SIGTERM or SIGINT while the task ran.
 
-    def __init__(self, signum: int) -> None:
+    Attributes:
+        signum: the signal number; ``signame`` its name (``"SIGTERM"``).
+    """
+
+    def __init__(self, signum: int, ignored_for: float | None = None) -> None:
         self.signum = signum
         self.signame = signal.Signals(signum).name
-        super().__init__(f"received {self.signame} (signal {signum})")
+        message = f"received {self.signame} (signal {signum})"
+        if ignored_for is not None:
+            message += f"; the task did not stop within {ignored_for:g} s, so gust ended it"
+        super().__init__(message)
+
+
+# -- the descriptors --------------------------------------------------------------------------
+
+
+def _is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
+
+
+def _devnull_at(fd: int, flags: int) -> None:
+    spare = os.open(os.devnull, flags)
+    if spare != fd:
+        os.dup2(spare, fd)
+        os.close(spare)
 
 
 def take_channel() -> FdChannel:
     """Move the protocol to private descriptors and make fds 0 and 1 harmless.
 
+    A closed stdin is fine (calls then raise at once, as at end of input); a closed stderr is
+    replaced by ``/dev/null``.
+
     Returns:
         A channel writing to a duplicate of the original fd 1 and reading a duplicate of fd 0.
 
     Raises:
-        OSError: fd 0 or 1 is not open.
+        OSError: fd 1 is not open, so no frame can be written.
     """
+    if not _is_open(1):
+        raise OSError("file descriptor 1 (stdout) is not open")
+    had_stdin = _is_open(0)
+    # Fill missing standard descriptors first, so the private duplicates land above 2.
+    if not had_stdin:
+        _devnull_at(0, os.O_RDONLY)
+    if not _is_open(2):
+        _devnull_at(2, os.O_WRONLY)
     out_fd = os.dup(1)  # os.dup makes non-inheritable descriptors
-    in_fd = os.dup(0)
+    in_fd = os.dup(0) if had_stdin else None
     os.dup2(2, 1)
-    empty = os.open(os.devnull, os.O_RDONLY)
-    if empty != 0:
-        os.dup2(empty, 0)
-        os.close(empty)
+    _devnull_at(0, os.O_RDONLY)
+    if sys.stdin is None:  # Python had no stdin object since fd 0 was closed at start
+        sys.stdin = open(0, encoding="utf-8", closefd=False)  # noqa: SIM115 - lives on
     return FdChannel(out_fd, in_fd)
 
 
+# -- stdout -----------------------------------------------------------------------------------
+
+
 class LogWriter(io.TextIOBase):
-    """A text stream whose complete lines become log frames (a partial line waits for more)."""
+    """A text stream whose complete lines become log frames.
+
+    Each thread has its own unfinished line (``print`` writes the text and the newline in two
+    calls, which would otherwise interleave between threads). Unfinished lines go out when the
+    task ends (:meth:`flush_partial`); :meth:`flush` does not cut a line short.
+    """
 
     def __init__(self, session: Session, level: str = "info") -> None:
         super().__init__()
         self._session = session
         self._level = level
-        self._partial = ""
-        self._lock = threading.Lock()
+        self._partial: dict[int, str] = {}
+        self._buffer: _BytesLogWriter | None = None
 
     @property
     def encoding(self) -> str:  # type: ignore[override]
@@ -88,6 +145,21 @@ class LogWriter(io.TextIOBase):
     @property
     def errors(self) -> str:  # type: ignore[override]
         return "strict"
+
+    @property
+    def line_buffering(self) -> bool:
+        return True
+
+    @property
+    def name(self) -> str:
+        return "<gust log frames>"
+
+    @property
+    def buffer(self) -> io.BufferedIOBase:
+        """A binary view: bytes written here are decoded as UTF-8 and logged line by line."""
+        if self._buffer is None:
+            self._buffer = _BytesLogWriter(self)
+        return self._buffer
 
     def writable(self) -> bool:
         return True
@@ -99,25 +171,78 @@ class LogWriter(io.TextIOBase):
         # fd 1 now points at stderr: C code writing there cannot reach the frames.
         return 1
 
+    def reconfigure(self, **changes: Any) -> None:
+        """Accept what code commonly asks of ``sys.stdout``; lines always go out as UTF-8 frames.
+
+        Raises:
+            TypeError: an argument ``TextIOWrapper.reconfigure`` does not take either.
+        """
+        unknown = set(changes) - _RECONFIGURE_ARGS
+        if unknown:
+            raise TypeError(f"reconfigure() got unexpected arguments: {', '.join(sorted(unknown))}")
+
     def write(self, text: str) -> int:
         if not isinstance(text, str):
             raise TypeError(f"write() argument must be str, not {type(text).__name__}")
-        with self._lock:
-            if "\n" not in text:
-                self._partial += text
-                return len(text)
-            lines = (self._partial + text).split("\n")
-            self._partial = lines.pop()
+        ident = threading.get_ident()
+        partial = self._partial
+        if "\n" not in text:
+            if text:
+                partial[ident] = partial.get(ident, "") + text
+            return len(text)
+        head = partial.pop(ident, None)
+        lines = (head + text if head else text).split("\n")
+        rest = lines.pop()
+        if rest:
+            partial[ident] = rest
+        log = self._session.log
+        level = self._level
         for line in lines:
-            self._session.log(line, self._level)
+            log(line, level)
         return len(text)
 
     def flush_partial(self) -> None:
-        """Send what is left of an unfinished line."""
+        """Send what is left of every unfinished line (bytes written to :attr:`buffer` too)."""
+        if self._buffer is not None:
+            self._buffer.finish()
+        for ident in list(self._partial):
+            rest = self._partial.pop(ident, "")
+            if rest:
+                self._session.log(rest, self._level)
+
+
+class _BytesLogWriter(io.BufferedIOBase):
+    """``sys.stdout.buffer`` while a task runs: UTF-8 bytes in, log lines out."""
+
+    def __init__(self, text: LogWriter) -> None:
+        super().__init__()
+        self._text = text
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self._lock = threading.Lock()  # the decoder keeps split characters between calls
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return 1
+
+    def write(self, data: Any) -> int:  # type: ignore[override]
+        if isinstance(data, str):
+            raise TypeError("a bytes-like object is required, not 'str'")
+        raw = memoryview(data).cast("B")
         with self._lock:
-            rest, self._partial = self._partial, ""
-        if rest:
-            self._session.log(rest, self._level)
+            text = self._decoder.decode(raw.tobytes())
+        self._text.write(text)
+        return raw.nbytes
+
+    def finish(self) -> None:
+        with self._lock:
+            text = self._decoder.decode(b"", final=True)
+        if text:
+            self._text.write(text)
+
+
+# -- logging ----------------------------------------------------------------------------------
 
 
 class LogFrameHandler(logging.Handler):
@@ -130,11 +255,21 @@ class LogFrameHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             self._session.log(self.format(record), record.levelname.lower())
+        except HostGoneError:
+            # The host stopped reading (or the final frame is out): the record has nowhere to
+            # go, and a "Logging error" traceback per record would bury stderr. The runtime
+            # reports the lost host once, when it ends.
+            return
         except Exception:  # noqa: BLE001 - logging's own contract: report, never raise
             self.handleError(record)
 
 
-def _bridge_level(environ: dict[str, str] | os._Environ[str]) -> int:
+def log_level_from_env(environ: dict[str, str] | os._Environ[str] = os.environ) -> int:
+    """The level of the logging bridge: ``GUST_LOG_LEVEL`` (a name or number), default INFO.
+
+    Raises:
+        ValueError: the variable names no logging level.
+    """
     raw = environ.get("GUST_LOG_LEVEL", "").strip()
     if not raw:
         return logging.INFO
@@ -143,19 +278,24 @@ def _bridge_level(environ: dict[str, str] | os._Environ[str]) -> int:
     level = logging.getLevelName(raw.upper())
     if not isinstance(level, int):
         raise ValueError(
-            f"GUST_LOG_LEVEL must be a logging level (DEBUG, INFO, WARNING, ...), not {raw!r}"
+            f"GUST_LOG_LEVEL must be a logging level (DEBUG, INFO, WARNING, ERROR, CRITICAL "
+            f"or a number), not {raw!r}"
         )
     return level
 
 
-@contextmanager
-def capture_output(session: Session) -> Iterator[None]:
+@contextlib.contextmanager
+def capture_output(session: Session, level: int | None = None) -> Iterator[None]:
     """While the block runs, prints and ``logging`` records become log frames.
+
+    Args:
+        level: the lowest ``logging`` level sent; ``None`` reads ``GUST_LOG_LEVEL``.
 
     Raises:
         ValueError: ``GUST_LOG_LEVEL`` names no level (before anything is replaced).
     """
-    level = _bridge_level(os.environ)
+    if level is None:
+        level = log_level_from_env()
     writer = LogWriter(session)
     handler = LogFrameHandler(session, level)
     root = logging.getLogger()
@@ -172,12 +312,47 @@ def capture_output(session: Session) -> Iterator[None]:
         root.setLevel(old_root_level)
         sys.stdout = old_stdout
         writer.flush_partial()
+        _flush_original_stdout()
+
+
+def _flush_original_stdout() -> None:
+    # What the task wrote to sys.__stdout__ (fd 1, now stderr) must not sit in its buffer:
+    # the CLI leaves through os._exit, which flushes nothing.
+    stream = sys.__stdout__
+    if stream is not None and not stream.closed:
+        with contextlib.suppress(OSError, ValueError):  # stderr gone: nothing to show it on
+            stream.flush()
+
+
+# -- signals ----------------------------------------------------------------------------------
+
+_previous_handlers: dict[int, Any] = {}
+
+
+def _restore_in_forked_child() -> None:
+    for signum, previous in _previous_handlers.items():
+        signal.signal(signum, previous)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_restore_in_forked_child)
+
+
+def _inside(frame: FrameType | None, code: object) -> bool:
+    while frame is not None:
+        if frame.f_code is code:
+            return True
+        frame = frame.f_back
+    return False
 
 
 def install_signal_handlers(
     channel: FdChannel, on_timeout: Callable[[TaskInterrupted], None]
 ) -> Callable[[], None]:
-    """Turn SIGTERM/SIGINT into :class:`TaskInterrupted` in the main thread.
+    """Turn the first SIGTERM/SIGINT into :class:`TaskInterrupted` in the main thread.
+
+    Later signals add nothing: the first one already ends the task, and the watchdog makes
+    sure it ends within :data:`SIGNAL_GRACE` seconds.
 
     Args:
         channel: the protocol channel; a signal arriving mid-frame waits for the frame to end.
@@ -185,28 +360,36 @@ def install_signal_handlers(
             :data:`SIGNAL_GRACE` seconds after the signal; it must report and exit.
 
     Returns:
-        A function to call once the final frame is being written: later signals are ignored
-        and the watchdog stands down.
+        A function to call once the final frames are ready: from then on a signal is ignored
+        while they are written, and once they are out it ends the process the default way.
     """
-    main = threading.get_ident()
     finished = threading.Event()
+    fired = threading.Event()
+    writing = type(channel)._write_all.__code__
 
     def handler(signum: int, frame: FrameType | None) -> None:
         if finished.is_set():
+            if channel.output_closed:  # nothing left to report: die as the sender asked
+                signal.signal(signum, signal.SIG_DFL)
+                os.kill(os.getpid(), signum)
             return
-        exc = TaskInterrupted(signum)
+        if fired.is_set():
+            return
+        fired.set()
         threading.Thread(
-            target=_watch, args=(exc,), name="gust-signal-watchdog", daemon=True
+            target=_watch, args=(signum,), name="gust-signal-watchdog", daemon=True
         ).start()
-        if channel.writer == main:
+        exc = TaskInterrupted(signum)
+        if _inside(frame, writing):
             channel.interrupt = exc  # raised by the writer once its frame is whole
             return
         raise exc
 
-    def _watch(exc: TaskInterrupted) -> None:
+    def _watch(signum: int) -> None:
         if not finished.wait(SIGNAL_GRACE):
-            on_timeout(exc)
+            on_timeout(TaskInterrupted(signum, ignored_for=SIGNAL_GRACE))
 
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, handler)
+    for signum in _SIGNALS:
+        previous = signal.signal(signum, handler)
+        _previous_handlers.setdefault(signum, previous)
     return finished.set
