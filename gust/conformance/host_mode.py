@@ -147,6 +147,7 @@ def run_case(
             )
         except OSError as exc:
             result.check("start the host", False, f"cannot run {argv[0]!r}: {exc}")
+            result.duration = time.monotonic() - result.started
             return result
         hung = False
         try:
@@ -174,9 +175,7 @@ def _may_end_here(case: Case, index: int) -> bool:
     steps = case.steps
     if not steps or not steps[-1].eof:
         return False
-    return all(s.dir == "c2h" for s in steps[index:-1]) and (
-        index == len(steps) - 1 or steps[index].dir == "c2h"
-    )
+    return all(s.dir == "c2h" for s in steps[index:-1])
 
 
 def _judge(case: Case, out_dir: Path, result: CaseResult, hung: bool, limit: float) -> None:
@@ -187,6 +186,7 @@ def _judge(case: Case, out_dir: Path, result: CaseResult, hung: bool, limit: flo
         except (OSError, ValueError) as exc:
             result.check("scripted child", False, f"unreadable verdict {path.name}: {exc}")
             return
+    verdicts.sort(key=lambda v: v.get("started_at", 0))
     delegated = []
     for path in sorted(out_dir.glob("delegated-*.json")):
         try:
@@ -240,7 +240,7 @@ def _judge(case: Case, out_dir: Path, result: CaseResult, hung: bool, limit: flo
                 result.check(
                     f"{prefix}exchange",
                     False,
-                    f"the host ended the child early, at {where}",
+                    f"the host ended (or abandoned) the child early, at {where}",
                 )
     wanted_ok = case.outcome == "ok"
     got_ok = result.exit == 0

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -70,8 +71,6 @@ def pid_belongs_to(pid: int, root: int) -> bool:
 
 def check_stderr(rule: dict[str, Any], text: str) -> str | None:
     """Why ``text`` breaks the case's stderr rule, or ``None``."""
-    import re
-
     if rule.get("any"):
         return None
     if rule.get("empty"):

@@ -50,6 +50,7 @@ class _Verdict:
         self.keep_wire = keep_wire
         self.data: dict[str, Any] = {
             "pid": os.getpid(),
+            "started_at": time.time(),
             "argv": argv,
             "status": "running",
             "waiting": None,
