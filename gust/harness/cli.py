@@ -56,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m gust.harness",
         description="Run a Python DAG locally exactly as Gust would: gust parse, then every "
         "task through gust task run (stage by stage, in parallel), then the callback.",
-        epilog="Exit status: 0 the run succeeded, 1 it failed, 2 usage/store/parse error.",
+        epilog="Exit status: 0 the run and its callback succeeded, 1 a task or the callback "
+        "failed, 2 usage/store/parse error (nothing ran), 130 interrupted.",
     )
     parser.add_argument("dag_file", metavar="DAG_FILE", help="the DAG file to run")
     parser.add_argument("--dag", metavar="NAME", help="the DAG class (default: the file's first)")
