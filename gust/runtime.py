@@ -19,8 +19,6 @@ import json
 import os
 import sys
 import threading
-from collections.abc import Callable
-from typing import Any, Final
 
 from gust import protocol
 from gust.calls import Session, activate, call_timeout_from_env
@@ -41,6 +39,11 @@ from gust.sandbox import (
     log_level_from_env,
     take_channel,
 )
+
+TYPE_CHECKING = False  # typing is not imported at run time: every task start pays for imports
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any, Final
 
 __all__ = ["EXIT_HOST_GONE", "TaskFailure", "run_callback", "run_task", "run_task_in"]
 
