@@ -6,6 +6,8 @@ implements the same task names with the behaviour described in each docstring.
 """
 
 import datetime
+import os
+import subprocess
 import sys
 
 from gust import Dag, log, task
@@ -72,6 +74,16 @@ class Basics(Dag):
     def echo_ctx(self, ctx):
         """Return the ctx exactly as received (for mapped tasks it carries "params")."""
         return {"ctx": ctx}
+
+    @task
+    def writes_to_fd1(self, ctx):
+        """Write bytes shaped like a frame to fd 1, and run a child process that prints.
+
+        Neither may reach the frame stream: both belong on stderr. Return "clean".
+        """
+        os.write(1, b"\x00\x00\x00\x13not a frame at all\n")
+        subprocess.run([sys.executable, "-c", "print('from a child process')"], check=True)
+        return "clean"
 
     not_callable = 42
 

@@ -4,6 +4,8 @@ The host under test must hold the fixtures of conformance/dags/store.json: the s
 CONF_TOKEN (a string) and, for run 7, the saved result of task "produce".
 """
 
+import sys
+
 from gust import Dag, get_secret_by_name, get_task_by_name_run, log, task
 
 
@@ -33,6 +35,14 @@ class HostCalls(Dag):
     def secret_host_error(self, ctx):
         """Ask for CONF_BROKEN; a host error other than not-found fails the task."""
         return {"secret": get_secret_by_name("CONF_BROKEN")}
+
+    @task
+    def reads_stdin_then_calls(self, ctx):
+        """Read stdin to its end (it must be empty, never the host's replies), then ask for
+        CONF_TOKEN; return what stdin held and the secret's name."""
+        held = sys.stdin.read()
+        secret = get_secret_by_name("CONF_TOKEN")
+        return {"stdin": held, "name": secret["name"]}
 
     @task
     def upstream_found(self, ctx):
