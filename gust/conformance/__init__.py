@@ -6,6 +6,8 @@ transcript per case, the DAG files they run). ``python -m gust.conformance runti
 host against a runtime command; ``python -m gust.conformance host`` gives a host under test a
 scripted child that replays a case. Each module does one job: :mod:`.cases` loads and checks
 case files, :mod:`.matchers` compares frames, :mod:`.schema` validates frames against the
-schemas, :mod:`.runtime_mode` and :mod:`.host_mode` drive the two sides, :mod:`.record` turns a
-recorded exchange into a case. Nothing here is imported by ``import gust``.
+schemas, :mod:`.runtime_mode` and :mod:`.host_mode` drive the two sides (the latter through
+:mod:`.scripted_child`, the program a host runs instead of ``gust``), :mod:`.report` holds the
+verdicts, :mod:`.record` turns a recorded exchange into a case. Nothing here is imported by
+``import gust``.
 """

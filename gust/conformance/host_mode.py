@@ -125,7 +125,7 @@ def run_case(
         env.update(
             {
                 ENV_CASE: str(case.path),
-                ENV_DAGS: str(case.dag_file.parent),
+                ENV_DAGS: str(suite.dags_dir),
                 ENV_SCHEMAS: str(suite.schema_dir),
                 ENV_OUT: str(out_dir),
                 ENV_TIMEOUT: str(limit),
