@@ -6,7 +6,8 @@ at an empty input, so C extensions, child processes and ``input()`` can neither 
 frame stream nor steal the host's replies. While user code runs, ``sys.stdout`` is a
 line-buffered writer that sends each printed line as an ``info`` log frame (each thread has its
 own unfinished line, so concurrent prints never mix), and a handler on the root logger turns
-``logging`` records into log frames at their own level.
+``logging`` records into log frames at their own level (added when the task first imports
+``logging``, so tasks that never do skip its import; see :mod:`gust._logbridge`).
 
 SIGTERM and SIGINT raise :class:`TaskInterrupted` in the main thread, once, so the task's
 ``finally`` blocks run and the failure is reported in-band. A signal that arrives while the main
@@ -21,21 +22,22 @@ from __future__ import annotations
 import codecs
 import contextlib
 import io
-import logging
 import os
 import signal
 import sys
 import threading
 
 from gust._channel import FdChannel
+from gust._logbridge import LoggingBridge, level_by_name
 from gust.calls import Session
-from gust.errors import HostGoneError
 
 TYPE_CHECKING = False  # typing is not imported at run time: every task start pays for imports
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from types import FrameType
     from typing import Any, Final
+
+    from gust._loghandler import LogFrameHandler  # at run time: __getattr__ below
 
 __all__ = [
     "SIGNAL_GRACE",
@@ -245,23 +247,13 @@ class _BytesLogWriter(io.BufferedIOBase):
 # -- logging ----------------------------------------------------------------------------------
 
 
-class LogFrameHandler(logging.Handler):
-    """Sends each ``logging`` record as a log frame at the record's level."""
+def __getattr__(name: str) -> Any:
+    # LogFrameHandler needs logging, which tasks that never log through it do not pay for.
+    if name == "LogFrameHandler":
+        from gust._loghandler import LogFrameHandler
 
-    def __init__(self, session: Session, level: int) -> None:
-        super().__init__(level)
-        self._session = session
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            self._session.log(self.format(record), record.levelname.lower())
-        except HostGoneError:
-            # The host stopped reading (or the final frame is out): the record has nowhere to
-            # go, and a "Logging error" traceback per record would bury stderr. The runtime
-            # reports the lost host once, when it ends.
-            return
-        except Exception:  # noqa: BLE001 - logging's own contract: report, never raise
-            self.handleError(record)
+        return LogFrameHandler
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def log_level_from_env(environ: dict[str, str] | os._Environ[str] = os.environ) -> int:
@@ -272,11 +264,11 @@ def log_level_from_env(environ: dict[str, str] | os._Environ[str] = os.environ) 
     """
     raw = environ.get("GUST_LOG_LEVEL", "").strip()
     if not raw:
-        return logging.INFO
+        return 20  # logging.INFO, without importing logging
     if raw.isdigit():
         return int(raw)
-    level = logging.getLevelName(raw.upper())
-    if not isinstance(level, int):
+    level = level_by_name(raw.upper())
+    if level is None:
         raise ValueError(
             f"GUST_LOG_LEVEL must be a logging level (DEBUG, INFO, WARNING, ERROR, CRITICAL "
             f"or a number), not {raw!r}"
@@ -297,19 +289,14 @@ def capture_output(session: Session, level: int | None = None) -> Iterator[None]
     if level is None:
         level = log_level_from_env()
     writer = LogWriter(session)
-    handler = LogFrameHandler(session, level)
-    root = logging.getLogger()
-    old_root_level = root.level
+    bridge = LoggingBridge(session, level)  # see gust._logbridge: logging is loaded on demand
     old_stdout = sys.stdout
     sys.stdout = writer
-    root.addHandler(handler)
-    if root.level > level:
-        root.setLevel(level)
+    bridge.start()
     try:
         yield
     finally:
-        root.removeHandler(handler)
-        root.setLevel(old_root_level)
+        bridge.stop()
         sys.stdout = old_stdout
         writer.flush_partial()
         _flush_original_stdout()
