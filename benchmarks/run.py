@@ -186,6 +186,7 @@ def decode_frames(data: bytes) -> list[dict[str, Any]]:
 
 
 def median(values: Sequence[float]) -> float:
+    """The median: what every figure of the table reports."""
     return statistics.median(values)
 
 
@@ -327,6 +328,8 @@ def stage_dag(n: int, sleep_s: float) -> str:
 
 @dataclass
 class Context:
+    """The settings of one benchmark session and the results gathered so far."""
+
     python: str
     gust: list[str]
     env: dict[str, str]
@@ -799,6 +802,7 @@ def _positive(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``benchmarks/run.py``."""
     parser = argparse.ArgumentParser(
         prog="benchmarks/run.py", description=__doc__.split("\n\n")[0] if __doc__ else None
     )
