@@ -17,8 +17,9 @@ round-robin so that noise from the rest of the machine falls on all of them alik
    tasks that sleep (waiting on I/O), with the harness process's own CPU time per task.
 
 Children run with bytecode caching allowed (``PYTHONDONTWRITEBYTECODE`` removed from their
-environment) after a warm-up run, as on an orchestrator node where ``uv run`` has run before;
-``--no-bytecode-cache`` keeps the variable, which makes every run recompile gust and click.
+environment) after a warm-up run, as on an orchestrator node where ``uv run`` has run before.
+``--keep-dont-write-bytecode`` passes the variable on: children then write no cache, but still
+read any already on disk; only in a fresh checkout does every run recompile gust and click.
 """
 
 from __future__ import annotations
@@ -691,7 +692,7 @@ def render_table(results: dict[str, Any]) -> str:
     out = [
         f"gust benchmarks: Python {m['python']}, click {m['click']}, {m['nproc']} CPUs "
         f"({m['cpu_model']}), load {', '.join(f'{x:.2f}' for x in m['loadavg_start'] or [])}",
-        f"bytecode cache: {'on' if results['settings']['bytecode_cache'] else 'off'}; "
+        f"bytecode cache writes: {'on' if results['settings']['bytecode_cache'] else 'off'}; "
         "spread = interquartile range / median",
     ]
     if "startup" in results:
@@ -834,9 +835,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--harness-levels", type=_ints, default=[1, 2, 4])
     parser.add_argument("--harness-repeat", type=_positive, help="harness runs per level (3)")
     parser.add_argument(
-        "--no-bytecode-cache",
+        "--keep-dont-write-bytecode",
         action="store_true",
-        help="keep PYTHONDONTWRITEBYTECODE in the children's environment",
+        help="pass PYTHONDONTWRITEBYTECODE on to the children (caches on disk are still read)",
     )
     return parser
 
@@ -850,7 +851,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"benchmarks/run.py: --only: unknown benchmark(s) {unknown}\n")
         return 2
     env = dict(os.environ)
-    if not args.no_bytecode_cache:
+    if not args.keep_dont_write_bytecode:
         env.pop("PYTHONDONTWRITEBYTECODE", None)
     script = Path(args.gust) if args.gust else Path(args.python).parent / "gust"
     gust = [str(script)] if script.exists() else [args.python, "-m", "gust"]
@@ -874,7 +875,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         ctx.results["machine"] = machine_info(args.python, env)
         ctx.results["settings"] = {
-            "bytecode_cache": not args.no_bytecode_cache,
+            "bytecode_cache": not args.keep_dont_write_bytecode,
             "gust_command": gust,
             "quick": quick,
         }
