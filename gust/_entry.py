@@ -230,6 +230,9 @@ def main(argv: list[str] | None = None) -> None:
     Args:
         argv: the arguments after the program name; ``None`` reads ``sys.argv``.
     """
+    from gust._importpath import secure_sys_path
+
+    secure_sys_path()  # before anything else is imported: see gust._importpath
     args = sys.argv[1:] if argv is None else argv
     chosen = None if os.environ.get(COMPLETE_VAR) else plan(args)
     if chosen is None:

@@ -12,6 +12,7 @@ import os
 import sys
 from types import CoroutineType
 
+from gust._importpath import add_dag_folders
 from gust.dag import TASK_ATTR, Dag, TaskOptions
 from gust.errors import GustError
 
@@ -52,7 +53,10 @@ def _module_name(path: str) -> str:
 
 
 def load_module(path: str) -> ModuleType:
-    """Import the DAG file at ``path`` with its folder and the working directory importable.
+    """Import the DAG file at ``path`` with its trusted folders importable.
+
+    The working directory and the file's own folder are importable, after the standard
+    library, unless they are a temp dir or world-writable (see :mod:`gust._importpath`).
 
     Raises:
         SetupError: ``Failed to load module from <path>``, with the cause (missing file, syntax
@@ -60,9 +64,7 @@ def load_module(path: str) -> ModuleType:
     """
     abspath = os.path.abspath(path)
     message = f"Failed to load module from {path}"
-    for folder in (os.getcwd(), os.path.dirname(abspath)):
-        if folder not in sys.path:
-            sys.path.insert(0, folder)
+    add_dag_folders(abspath)
     name = _module_name(abspath)
     spec = importlib.util.spec_from_file_location(name, abspath)
     if spec is None or spec.loader is None:

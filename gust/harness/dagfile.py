@@ -229,6 +229,7 @@ def temp_copy(path: str) -> Iterator[str]:
     try:
         with open(path, "rb") as handle:
             content = handle.read()
+            mode = os.fstat(handle.fileno()).st_mode & 0o777  # never more readable than this
     except OSError as exc:
         raise DagFileError(f"{path}: cannot be read for the run: {exc}") from None
     base = os.path.basename(path)
@@ -237,7 +238,7 @@ def temp_copy(path: str) -> Iterator[str]:
             tempfile.gettempdir(), f"gust_py_dag_{secrets.randbelow(1 << 31) + 1}_{base}"
         )
         try:
-            fd = os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            fd = os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
             continue
         except OSError as exc:
@@ -245,6 +246,7 @@ def temp_copy(path: str) -> Iterator[str]:
         break
     try:
         with os.fdopen(fd, "wb") as out:
+            os.fchmod(out.fileno(), mode)  # exactly the original's, whatever the umask
             out.write(content)
         yield copy
     finally:

@@ -68,8 +68,14 @@ Answerer = Callable[[Mapping[str, Any]], "Answer | Mapping[str, Any]"]
 
 
 def default_gust_cmd() -> list[str]:
-    """How to start the runtime by default: this interpreter with ``-m gust``."""
-    return [sys.executable, "-m", "gust"]
+    """How to start the runtime by default: this interpreter with ``-m gust``.
+
+    With ``-P`` where Python has it (3.11+), so the working directory is never put ahead of
+    the standard library (the runtime secures ``sys.path`` itself too: see
+    :mod:`gust._importpath`).
+    """
+    safe = ["-P"] if sys.version_info >= (3, 11) else []
+    return [sys.executable, *safe, "-m", "gust"]
 
 
 def split_gust_cmd(text: str) -> list[str]:
