@@ -53,6 +53,7 @@ __all__ = [
     "reply_ok",
     "result_failure",
     "result_success",
+    "scrub_surrogates",
     "start_frame",
 ]
 
@@ -99,9 +100,13 @@ class RemoteProtocolError(ProtocolError):
 _encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 
-def _scrub_surrogates(text: str) -> str:
-    # Pairs written as two code points are joined into one character; a lone surrogate, which
-    # UTF-8 cannot carry, becomes U+FFFD.
+def scrub_surrogates(text: str) -> str:
+    """``text`` as valid Unicode, the one scrub of the whole package.
+
+    A surrogate pair written as two code points (``"\\ud83d\\ude00"`` in JSON or Python source)
+    is joined into the one character it stands for; a lone surrogate, which UTF-8 cannot carry,
+    becomes U+FFFD.
+    """
     return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
 
 
@@ -120,7 +125,7 @@ def dumps_strict(obj: Any) -> bytes:
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError:
-        return _scrub_surrogates(text).encode("utf-8")
+        return scrub_surrogates(text).encode("utf-8")
 
 
 def encode_frame(obj: dict[str, Any]) -> bytes:

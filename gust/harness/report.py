@@ -20,6 +20,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from gust import protocol
+
 __all__ = ["CallbackReport", "RunReport", "TaskReport"]
 
 #: Task statuses in a report.
@@ -121,5 +123,5 @@ class RunReport:
         try:
             text.encode("utf-8")
         except UnicodeEncodeError:
-            text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+            text = protocol.scrub_surrogates(text)
         return text

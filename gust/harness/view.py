@@ -20,6 +20,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, TextIO
 
+from gust import protocol
 from gust.harness.dagfile import DagPlan
 from gust.harness.host import TaskOutcome
 from gust.harness.report import CallbackReport, RunReport, TaskReport
@@ -186,7 +187,7 @@ class HumanView(RunObserver):
         try:
             text.encode(encoding)
         except UnicodeEncodeError:
-            text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+            text = protocol.scrub_surrogates(text)
             text = text.encode(encoding, "replace").decode(encoding)
         except LookupError:
             text = text.encode("ascii", "replace").decode("ascii")
