@@ -1,0 +1,108 @@
+"""``gust parse``: read the DAGs of a Python file without running it.
+
+Theory of operation: the file is read as bytes and parsed with :mod:`ast`; nothing of the user's
+code is imported or executed, so a DAG parses without its dependencies being installed. One
+pass over the module's statements records which local names stand for gust's ``Dag`` and
+``task`` (however they were imported) and where every module-level name is bound. Each
+top-level class is then read once, in source order: its bases, its ``@task`` methods with their
+options, its class-level bindings and its ``__init__``. A class whose bases lead to ``gust.Dag``
+is a DAG. Its tasks and options are the merge of the in-file classes of its method resolution
+order, as attribute lookup sees them at run time: an inherited task keeps its place in
+``task_list`` and a subclass's definition replaces it.
+
+Values are read only when they are literals, or names bound to literals at module or class
+level (a method sees module names as bound once the file has run, and class attributes through
+``self.NAME``); anything else is left at its default and explained in ``messages`` with its
+line. The downstream graph is checked (unknown names, cycles) and layered into stages with
+Kahn's algorithm, so the whole parse is linear in the size of the file.
+
+Everything about the file's content is reported in-band: :func:`parse_file` returns entries
+whose ``error`` says what is wrong and where, and :func:`render_file` dumps them as
+deterministic ASCII JSON for Gust, which reads the first entry only.
+
+The package's modules, one job each:
+
+- :mod:`~gust.parser._source`: the file's name, bytes and syntax tree;
+- :mod:`~gust.parser._scope`: where each name of a body is bound, statement by statement;
+- :mod:`~gust.parser._evaluate`: the values of constants and aliases, and gust's names;
+- :mod:`~gust.parser._classes`: classes, their tasks, and inheritance (C3);
+- :mod:`~gust.parser._options`: ``schedule`` and ``on_finished_callback`` through ``__init__``;
+- :mod:`~gust.parser._graph`: the downstream graph, its checks and its stages;
+- :mod:`~gust.parser._module`: one parsed file, read statement by statement;
+- :mod:`~gust.parser._spec`: the JSON entries Gust reads;
+- :mod:`~gust.parser._problems`: errors and messages with their lines.
+"""
+
+from __future__ import annotations
+
+import gc
+
+from gust.parser._classes import TASK_OPTION_NAMES
+from gust.parser._module import Module
+from gust.parser._options import OPTION_NAMES
+from gust.parser._source import (
+    UNREADABLE_FILE_LINE,
+    SourceError,
+    absolute,
+    parse_source,
+    read_source,
+    stem,
+)
+from gust.parser._spec import clean, entries, failure, render
+
+TYPE_CHECKING = False  # typing is only for the type checker: `gust parse` starts on every edit
+if TYPE_CHECKING:
+    from typing import Any
+
+__all__ = [
+    "OPTION_NAMES",
+    "TASK_OPTION_NAMES",
+    "UNREADABLE_FILE_LINE",
+    "parse_file",
+    "render_file",
+]
+
+
+def parse_file(path: str) -> list[dict[str, Any]]:
+    """Read the DAG classes of the Python file at ``path`` statically (nothing is executed).
+
+    Args:
+        path: the DAG file, absolute or relative to the working directory.
+
+    Returns:
+        One entry per ``Dag`` class, in source order, each with the keys ``name``, ``mod``,
+        ``error``, ``messages``, ``task_list``, ``stages``, ``tasks``, ``file_path`` and
+        ``options`` (SPEC §5); ``[]`` when the file defines no ``Dag`` class; a single entry with
+        ``mod: ""`` and the ``error`` when the file cannot be read or parsed. Never raises for
+        anything about the file's content.
+    """
+    file_path = clean(absolute(path))
+    name = clean(stem(path))
+    try:
+        source = read_source(path)
+    except SourceError as exc:
+        return failure(name, file_path, exc.line, exc.description)
+    # Building the tree allocates one object per node; the cyclic collector would walk that
+    # growing heap again and again while it is built, for nothing: nothing here makes cycles
+    # that need collecting before we return.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        try:
+            tree, file_messages = parse_source(source, file_path)
+        except SourceError as exc:
+            return failure(name, file_path, exc.line, exc.description)
+        module = Module(tree, name, file_path)
+        module.read()
+        return entries(module, file_messages)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def render_file(path: str) -> str:
+    """``gust parse --file path``: the entries of :func:`parse_file` as one line of JSON.
+
+    The JSON is ASCII with a fixed key order, so the same file always gives the same bytes.
+    """
+    return render(parse_file(path))

@@ -1,0 +1,271 @@
+"""DAG classes and inheritance: the top-level classes of a file, their tasks and their bases.
+
+Each class statement is read once, in source order: its bases (classes of the file read before
+it, gust's ``Dag``, or something else), its ``@task`` methods with their options, its other
+members and its class-level bindings. A class whose bases lead to gust's ``Dag`` is a DAG. Its
+method resolution order over the classes of the file is computed with C3, as Python does, so
+that its tasks are those attribute lookup finds at run time.
+"""
+
+from __future__ import annotations
+
+import ast
+
+from gust.parser._evaluate import Context, NotStatic, call_arguments, class_before, qualname
+from gust.parser._problems import Problems, describe, snippet
+from gust.parser._scope import QUAL_DAG, QUAL_TASK, Binding, Scope, bind_statement
+
+TYPE_CHECKING = False  # typing is only for the type checker: `gust parse` starts on every edit
+if TYPE_CHECKING:
+    from typing import Final
+
+    from gust.parser._module import Module
+    from gust.parser._options import Init
+
+#: The keyword arguments ``@task(...)`` accepts.
+TASK_OPTION_NAMES: Final = ("downstream", "save")
+
+
+class Task:
+    """A ``@task`` method as written in one class body.
+
+    ``ref_line`` is where its downstream is written: errors about the downstream point there.
+    """
+
+    __slots__ = ("downstream", "line", "name", "problems", "ref_line", "save")
+
+    def __init__(self, name: str, line: int, ref_line: int) -> None:
+        self.name = name
+        self.line = line
+        self.ref_line = ref_line
+        self.downstream: list[str] = []
+        self.save = False
+        self.problems = Problems()
+
+
+class Member:
+    """A class-body binding that is not a task: ``kind`` is ``method`` or ``attribute``."""
+
+    __slots__ = ("kind", "line")
+
+    def __init__(self, kind: str, line: int) -> None:
+        self.kind = kind
+        self.line = line
+
+
+class Class:
+    """A top-level class of the file, read once.
+
+    ``ancestors``: the in-file classes of its method resolution order after itself (the MRO
+    is kept without the class itself so that no reference cycle outlives a parse).
+    ``external``: its bases that are neither in the file nor gust's ``Dag``.
+    """
+
+    __slots__ = (
+        "ancestors",
+        "bases",
+        "external",
+        "index",
+        "init",
+        "init_node",
+        "is_dag",
+        "members",
+        "node",
+        "problems",
+        "scope",
+    )
+
+    def __init__(
+        self, node: ast.ClassDef, index: int, bases: list[Class], external: list[str]
+    ) -> None:
+        self.node = node
+        self.index = index
+        self.bases = bases
+        self.external = external
+        self.is_dag = False
+        self.scope = Scope()
+        self.ancestors: list[Class] = []
+        self.members: dict[str, Task | Member] = {}
+        self.problems = Problems()
+        self.init_node: ast.FunctionDef | ast.AsyncFunctionDef | None = None
+        self.init: Init | None = None
+
+    @property
+    def name(self) -> str:
+        return self.node.name
+
+    @property
+    def mro(self) -> list[Class]:
+        return [self, *self.ancestors]
+
+
+def read_class(module: Module, node: ast.ClassDef, index: int) -> Class:
+    """Read the class statement ``node``, at position ``index`` of the module."""
+    bases: list[Class] = []
+    external: list[str] = []
+    direct = False
+    for base in node.bases:
+        if isinstance(base, ast.Name):
+            found = class_before(module, base.id, index)
+            if found is not None:
+                bases.append(found)
+                continue
+            if base.id == "object":
+                continue
+        if qualname(module, base, index) == QUAL_DAG:
+            direct = True
+        else:
+            external.append(snippet(base))
+    cls = Class(node, index, bases, external)
+    cls.is_dag = direct or any(b.is_dag for b in bases)
+    cls.ancestors = _linearise(cls)
+    for position, stmt in enumerate(node.body):
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            cls.scope.bind(stmt.name, Binding(position, stmt.lineno, None, "a def"))
+            _read_method(module, cls, stmt, position)
+            continue
+        bound: list[str] = []
+        bind_statement(stmt, position, cls.scope, None, bound)
+        for name in bound:
+            _set_member(cls, name, Member("attribute", stmt.lineno))
+    return cls
+
+
+def _set_member(cls: Class, name: str, member: Member) -> None:
+    previous = cls.members.get(name)
+    if isinstance(previous, Task):
+        cls.problems.message(
+            member.line,
+            f"'{name}' of {cls.name} rebinds task '{name}' (line {previous.line}) without "
+            "@task, so it is no longer a task",
+        )
+    cls.members[name] = member
+
+
+def _read_method(
+    module: Module, cls: Class, stmt: ast.FunctionDef | ast.AsyncFunctionDef, position: int
+) -> None:
+    if stmt.name == "__init__":
+        cls.init_node = stmt
+    task = _read_task(module, cls, stmt, position)
+    if task is None:
+        _set_member(cls, stmt.name, Member("method", stmt.lineno))
+        return
+    previous = cls.members.get(stmt.name)
+    if isinstance(previous, Task):
+        cls.problems.error(
+            stmt.lineno,
+            f"duplicate task name '{stmt.name}' in {cls.name}: first defined at line "
+            f"{previous.line}, again at line {stmt.lineno}",
+        )
+    cls.members[stmt.name] = task
+
+
+def _linearise(cls: Class) -> list[Class]:
+    """The in-file classes after ``cls`` in its method resolution order (C3, as Python)."""
+    bases = cls.bases
+    if len(bases) <= 1:
+        return bases[0].mro if bases else []
+    if len({id(b) for b in bases}) != len(bases):
+        cls.problems.error(cls.node.lineno, f"class {cls.name} lists the same base twice")
+    sequences = [b.mro for b in bases] + [list(bases)]
+    result: list[Class] = []
+    while True:
+        sequences = [s for s in sequences if s]
+        if not sequences:
+            return result
+        for sequence in sequences:
+            head = sequence[0]
+            if not any(head in other[1:] for other in sequences):
+                break
+        else:
+            cls.problems.error(
+                cls.node.lineno,
+                f"the bases of {cls.name} cannot be put in a consistent method resolution "
+                "order (Python refuses to create this class)",
+            )
+            seen: dict[int, Class] = {}
+            for base in bases:
+                for c in base.mro:
+                    seen.setdefault(id(c), c)
+            return list(seen.values())
+        result.append(head)
+        for sequence in sequences:
+            if sequence[0] is head:
+                del sequence[0]
+
+
+# ---- tasks ------------------------------------------------------------------------------------
+
+
+def _task_decorator(
+    module: Module, cls: Class, stmt: ast.FunctionDef | ast.AsyncFunctionDef, position: int
+) -> ast.expr | None:
+    for decorator in stmt.decorator_list:
+        target = decorator.func if isinstance(decorator, ast.Call) else decorator
+        if qualname(module, target, cls.index, cls, position) == QUAL_TASK:
+            return decorator
+    return None
+
+
+def _read_task(
+    module: Module, cls: Class, stmt: ast.FunctionDef | ast.AsyncFunctionDef, position: int
+) -> Task | None:
+    decorator = _task_decorator(module, cls, stmt, position)
+    if decorator is None:
+        return None
+    task = Task(stmt.name, stmt.lineno, decorator.lineno)
+    if not isinstance(decorator, ast.Call):
+        return task
+    problems = task.problems
+    where = f"@task of '{stmt.name}'"
+    ctx = Context(cls, position, cls.index)
+    args = call_arguments(module, decorator, 0, (), TASK_OPTION_NAMES, where, ctx, problems)
+    downstream = args.get("downstream")
+    if downstream is not None:
+        task.ref_line = downstream.line
+        try:
+            value = downstream.read(module, ctx)
+        except NotStatic as exc:
+            problems.message(
+                downstream.line,
+                f"downstream of task '{stmt.name}' cannot be read statically: {exc.reason}; "
+                "left at []",
+            )
+        else:
+            names = _downstream_names(value)
+            if names is None:
+                problems.error(
+                    downstream.line,
+                    f"{where}: downstream must be a task name or a list/tuple of task names, "
+                    f"not {describe(value)}",
+                )
+            else:
+                task.downstream = names
+    save = args.get("save")
+    if save is not None:
+        try:
+            value = save.read(module, ctx)
+        except NotStatic as exc:
+            problems.message(
+                save.line,
+                f"save of task '{stmt.name}' cannot be read statically: {exc.reason}; "
+                "left at False",
+            )
+        else:
+            if isinstance(value, bool):
+                task.save = value
+            else:
+                problems.error(
+                    save.line, f"{where}: save must be True or False, not {describe(value)}"
+                )
+    return task
+
+
+def _downstream_names(value: object) -> list[str] | None:
+    """The task names of a downstream value, duplicates dropped; None if it is not valid."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return list(dict.fromkeys(value))
+    return None

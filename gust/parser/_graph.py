@@ -1,0 +1,88 @@
+"""The task graph and its checks: downstream links, unknown names, cycles and stages.
+
+Stages are Kahn's layers of the downstream graph, each in source order: a task sits one stage
+after the last of its upstream tasks. Tasks Kahn's algorithm cannot place lie on or behind a
+cycle; one cycle among them is named, read in the direction of the links, so the whole check is
+linear in the number of tasks and links.
+"""
+
+from __future__ import annotations
+
+TYPE_CHECKING = False  # typing is only for the type checker: `gust parse` starts on every edit
+if TYPE_CHECKING:
+    from gust.parser._classes import Class, Member, Task
+    from gust.parser._problems import Problems
+
+
+def stages(
+    dag: Class,
+    tasks: list[Task],
+    effective: dict[str, Task | Member],
+    problems: Problems,
+) -> list[list[str]]:
+    """Kahn's layers of the downstream graph, each in source order; reports bad links."""
+    count = len(tasks)
+    index = {t.name: i for i, t in enumerate(tasks)}
+    downstream: list[list[int]] = [[] for _ in range(count)]
+    waiting = [0] * count
+    for i, task in enumerate(tasks):
+        for name in task.downstream:
+            j = index.get(name)
+            if j is None:
+                member = effective.get(name)
+                hint = f" (line {member.line} defines it without @task)" if member else ""
+                problems.error(
+                    task.ref_line,
+                    f"task '{task.name}' names downstream {name!r}, which is not a task of "
+                    f"{dag.name}{hint}",
+                )
+                continue
+            downstream[i].append(j)
+            waiting[j] += 1
+    level = [0] * count
+    ready = [i for i in range(count) if waiting[i] == 0]
+    cursor = 0
+    while cursor < len(ready):
+        i = ready[cursor]
+        cursor += 1
+        for j in downstream[i]:
+            if level[j] <= level[i]:
+                level[j] = level[i] + 1
+            waiting[j] -= 1
+            if waiting[j] == 0:
+                ready.append(j)
+    layers: list[list[str]] = [[] for _ in range(max((level[i] for i in ready), default=-1) + 1)]
+    for i in range(count):
+        if waiting[i] == 0:
+            layers[level[i]].append(tasks[i].name)
+    if len(ready) < count:
+        cycle = _find_cycle(downstream, waiting)
+        names = [tasks[i].name for i in cycle]
+        problems.error(
+            tasks[cycle[0]].ref_line,
+            f"the downstream links of {dag.name} form a cycle: " + " -> ".join([*names, names[0]]),
+        )
+    return layers
+
+
+def _find_cycle(downstream: list[list[int]], waiting: list[int]) -> list[int]:
+    """One cycle among the tasks Kahn's algorithm could not place, first task in source order.
+
+    Every such task still waits for an upstream that is itself unplaced, so walking upstream
+    from any of them must come back to a task already visited.
+    """
+    upstream: list[list[int]] = [[] for _ in downstream]
+    for i, targets in enumerate(downstream):
+        for j in targets:
+            upstream[j].append(i)
+    current = next(i for i, w in enumerate(waiting) if w > 0)
+    seen: dict[int, int] = {}
+    path: list[int] = []
+    while current not in seen:
+        seen[current] = len(path)
+        path.append(current)
+        current = next(u for u in upstream[current] if waiting[u] > 0)
+    cycle = path[seen[current] :]
+    cycle.reverse()  # walked upstream; read it downstream
+    start = cycle.index(min(cycle))
+    return cycle[start:] + cycle[:start]

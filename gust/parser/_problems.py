@@ -1,0 +1,58 @@
+"""What the parser says about a file: errors and messages, each with its line.
+
+Also how code and values are quoted in them: a snippet of source or a value's ``repr``, cut to a
+readable length, never failing on a value too large to print.
+"""
+
+from __future__ import annotations
+
+import ast
+
+TYPE_CHECKING = False  # typing is only for the type checker: `gust parse` starts on every edit
+if TYPE_CHECKING:
+    from typing import Final
+
+#: How many characters of an expression or a value a message quotes.
+SNIPPET_LENGTH: Final = 60
+
+
+class Problems:
+    """Errors and messages of one thing (a task, a class, an entry), each with its line."""
+
+    __slots__ = ("errors", "messages")
+
+    def __init__(self) -> None:
+        self.errors: list[tuple[int, str]] = []
+        self.messages: list[tuple[int, str]] = []
+
+    def error(self, line: int, text: str) -> None:
+        self.errors.append((line, text))
+
+    def message(self, line: int, text: str) -> None:
+        self.messages.append((line, text))
+
+    def extend(self, other: Problems) -> None:
+        self.errors.extend(other.errors)
+        self.messages.extend(other.messages)
+
+
+def snippet(node: ast.AST) -> str:
+    """The source of ``node``, cut to :data:`SNIPPET_LENGTH` characters."""
+    try:
+        text = ast.unparse(node)
+    except (RecursionError, ValueError):  # too deep; an int too long to print in decimal
+        return f"the expression at line {getattr(node, 'lineno', '?')}"
+    if len(text) > SNIPPET_LENGTH:
+        text = text[: SNIPPET_LENGTH - 3] + "..."
+    return text
+
+
+def describe(value: object) -> str:
+    """``value`` as a message shows it: its ``repr``, cut, and its type."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int too long to print in decimal (sys.get_int_max_str_digits)
+        text = "a value too large to show"
+    if len(text) > SNIPPET_LENGTH:
+        text = text[: SNIPPET_LENGTH - 3] + "..."
+    return f"{text} ({type(value).__name__})"
