@@ -24,6 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gust.parser import UNREADABLE_FILE_LINE, parse_file, render_file
+from gust.protocol import scrub_surrogates
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "parse_fixtures"
@@ -681,9 +682,47 @@ def test_output_is_ascii_strict_json_even_for_odd_strings(tmp_path: Path) -> Non
     assert entry["name"] == "odd_é"
     assert entry["options"]["schedule"] == "\ufffd é ☃"
     assert entry["tasks"]["a"]["downstream"] == ["\ufffd"]
-    assert "'\\udcff'" in entry["error"]["description"]
+    assert "'\ufffd'" in entry["error"]["description"]  # what the output holds
     for text in (*entry["messages"], entry["error"]["description"], entry["options"]["schedule"]):
         text.encode("utf-8")  # no lone surrogates left
+
+
+def test_an_escaped_surrogate_pair_comes_out_as_the_character(tmp_path: Path) -> None:
+    # "\\ud83d\\ude00" in Python source is two code points; joined, they are one emoji, as the
+    # protocol's scrub (gust.protocol.scrub_surrogates) joins them: never two U+FFFD.
+    path = write(
+        tmp_path,
+        "emoji.py",
+        HEADER + "class Emoji(Dag):\n"
+        "    def __init__(self):\n        super().__init__(schedule='\\ud83d\\ude00')\n\n"
+        "    @task(downstream='x\\ud83d\\ude00')\n    def a(self, ctx): ...\n",
+    )
+    _, entries = run_parse(path, cwd=tmp_path)
+    entry = only(entries)
+    assert entry["options"]["schedule"] == "\U0001f600"
+    assert entry["tasks"]["a"]["downstream"] == ["x\U0001f600"]
+    assert "'x\U0001f600'" in entry["error"]["description"]
+    assert "\ufffd" not in json.dumps(entry, ensure_ascii=False)
+
+
+SCRUB_CHARS = st.one_of(st.characters(), st.integers(0xD800, 0xDFFF).map(chr))
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.text(SCRUB_CHARS, max_size=12))
+def test_any_string_value_comes_out_as_the_protocol_scrubs_it(text: str) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "scrubbed.py"
+        path.write_text(
+            HEADER + f"class S(Dag):\n    @task(downstream={text!a})\n    def a(self, ctx): ...\n",
+            encoding="ascii",
+        )
+        rendered = render_file(str(path))
+    rendered.encode("ascii")
+    entry = only(strict_loads(rendered))
+    assert entry["tasks"]["a"]["downstream"] == [scrub_surrogates(text)]
+    for value in (entry["error"].get("description", ""), *entry["messages"]):
+        value.encode("utf-8")  # strict: no lone surrogate survives
 
 
 def test_compiler_warnings_become_messages(tmp_path: Path) -> None:

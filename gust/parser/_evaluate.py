@@ -20,6 +20,7 @@ import ast
 
 from gust.parser._problems import describe, snippet
 from gust.parser._scope import END
+from gust.protocol import scrub_surrogates
 
 TYPE_CHECKING = False  # typing is only for the type checker: `gust parse` starts on every edit
 if TYPE_CHECKING:
@@ -123,7 +124,11 @@ def evaluate(module: Module, node: ast.expr, ctx: Context, depth: int = 0) -> An
     if depth > MAX_DEPTH:
         raise NotStatic("it is nested too deeply to be read")
     if isinstance(node, ast.Constant):
-        return node.value
+        value = node.value
+        if type(value) is str and not value.isascii():
+            # valid Unicode from the start, so that messages quote what the output holds
+            return scrub_surrogates(value)
+        return value
     if isinstance(node, (ast.List, ast.Tuple, ast.Set)):
         if any(isinstance(e, ast.Starred) for e in node.elts):
             raise NotStatic(f"{snippet(node)} unpacks a value with *")

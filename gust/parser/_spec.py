@@ -16,6 +16,7 @@ from gust.parser._graph import stages as layer_stages
 from gust.parser._options import OPTION_NAMES, read_options
 from gust.parser._problems import Problems
 from gust.parser._scope import END
+from gust.protocol import scrub_surrogates
 
 TYPE_CHECKING = False  # typing is only for the type checker: `gust parse` starts on every edit
 if TYPE_CHECKING:
@@ -39,14 +40,12 @@ ENTRY_KEYS: Final = (
 
 
 def clean(text: str) -> str:
-    """``text`` as valid Unicode: a lone surrogate (from a literal, a file name) becomes U+FFFD."""
-    if text.isascii():
-        return text
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return "".join("\ufffd" if "\ud800" <= char <= "\udfff" else char for char in text)
-    return text
+    """``text`` as valid Unicode, through the package's one scrub (:func:`scrub_surrogates`).
+
+    A surrogate pair written as two escapes (``"\\ud83d\\ude00"``) is the character it stands
+    for; a lone surrogate (from a literal, or a file name that is not UTF-8) becomes U+FFFD.
+    """
+    return text if text.isascii() else scrub_surrogates(text)
 
 
 def entries(module: Module, file_messages: list[tuple[int, str]]) -> list[dict[str, Any]]:
