@@ -20,6 +20,14 @@ Everything about the file's content is reported in-band: :func:`parse_file` retu
 whose ``error`` says what is wrong and where, and :func:`render_file` dumps them as
 deterministic ASCII JSON for Gust, which reads the first entry only.
 
+Bounds: a parse runs in bounded memory and time whatever the file holds. A file over 8 MiB
+(:data:`~gust.parser._limits.MAX_SOURCE_BYTES`) is refused from its size before it is read, and
+one of more than 1,000,000 tokens (:data:`~gust.parser._limits.MAX_SOURCE_TOKENS`, about 40,000
+tasks) before it is parsed, which keeps Python's parser under about 1 GB; a file whose name is not
+valid UTF-8 is refused, as its path cannot be written in the JSON. The values read, the depth of
+inheritance, the tasks listed and the messages of an entry are bounded too
+(:mod:`gust.parser._limits`), each reported in-band when reached.
+
 The package's modules, one job each:
 
 - :mod:`~gust.parser._source`: the file's name, bytes and syntax tree;
@@ -30,7 +38,8 @@ The package's modules, one job each:
 - :mod:`~gust.parser._graph`: the downstream graph, its checks and its stages;
 - :mod:`~gust.parser._module`: one parsed file, read statement by statement;
 - :mod:`~gust.parser._spec`: the JSON entries Gust reads;
-- :mod:`~gust.parser._problems`: errors and messages with their lines.
+- :mod:`~gust.parser._problems`: errors and messages with their lines;
+- :mod:`~gust.parser._limits`: the bounds on memory and time, and the token count.
 """
 
 from __future__ import annotations
@@ -38,14 +47,18 @@ from __future__ import annotations
 import gc
 
 from gust.parser._classes import TASK_OPTION_NAMES
+from gust.parser._limits import Budget
 from gust.parser._module import Module
 from gust.parser._options import OPTION_NAMES
 from gust.parser._source import (
     UNREADABLE_FILE_LINE,
     SourceError,
     absolute,
+    check_tokens,
+    is_utf8,
     parse_source,
     read_source,
+    shown,
     stem,
 )
 from gust.parser._spec import clean, entries, failure, render
@@ -79,7 +92,14 @@ def parse_file(path: str) -> list[dict[str, Any]]:
     file_path = clean(absolute(path))
     name = clean(stem(path))
     try:
+        if not is_utf8(path):
+            raise SourceError(
+                UNREADABLE_FILE_LINE,
+                f"cannot use {shown(absolute(path))}: its name is not valid UTF-8, so the JSON "
+                "Gust reads cannot hold its path; rename the file",
+            )
         source = read_source(path)
+        check_tokens(source, path)
     except SourceError as exc:
         return failure(name, file_path, exc.line, exc.description)
     # Building the tree allocates one object per node; the cyclic collector would walk that
@@ -89,12 +109,12 @@ def parse_file(path: str) -> list[dict[str, Any]]:
     gc.disable()
     try:
         try:
-            tree, file_messages = parse_source(source, file_path)
+            tree, warned, unlisted = parse_source(source, file_path)
         except SourceError as exc:
             return failure(name, file_path, exc.line, exc.description)
-        module = Module(tree, name, file_path)
+        module = Module(tree, name, file_path, Budget())
         module.read()
-        return entries(module, file_messages)
+        return entries(module, warned, unlisted)
     finally:
         if collecting:
             gc.enable()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 
 from gust.parser._evaluate import Context, NotStatic, call_arguments, class_before, qualname
+from gust.parser._limits import MAX_MRO
 from gust.parser._problems import Problems, describe, snippet
 from gust.parser._scope import QUAL_DAG, QUAL_TASK, Binding, Scope, bind_statement
 
@@ -58,7 +59,9 @@ class Class:
 
     ``ancestors``: the in-file classes of its method resolution order after itself (the MRO
     is kept without the class itself so that no reference cycle outlives a parse).
-    ``external``: its bases that are neither in the file nor gust's ``Dag``.
+    ``external``: its bases that are neither in the file nor gust's ``Dag``. ``weight``: what
+    listing it costs in an entry (members, downstream links, problems), counted against
+    :data:`~gust.parser._limits.MAX_OUTPUT` for every DAG class that inherits it.
     """
 
     __slots__ = (
@@ -73,6 +76,7 @@ class Class:
         "node",
         "problems",
         "scope",
+        "weight",
     )
 
     def __init__(
@@ -89,6 +93,7 @@ class Class:
         self.problems = Problems()
         self.init_node: ast.FunctionDef | ast.AsyncFunctionDef | None = None
         self.init: Init | None = None
+        self.weight = 0
 
     @property
     def name(self) -> str:
@@ -128,6 +133,12 @@ def read_class(module: Module, node: ast.ClassDef, index: int) -> Class:
         bind_statement(stmt, position, cls.scope, None, bound)
         for name in bound:
             _set_member(cls, name, Member("attribute", stmt.lineno))
+    weight = len(cls.members) + len(cls.problems.errors) + len(cls.problems.messages)
+    for member in cls.members.values():
+        if isinstance(member, Task):
+            problems = member.problems
+            weight += len(member.downstream) + len(problems.errors) + len(problems.messages)
+    cls.weight = weight
     return cls
 
 
@@ -162,23 +173,36 @@ def _read_method(
 
 
 def _linearise(cls: Class) -> list[Class]:
-    """The in-file classes after ``cls`` in its method resolution order (C3, as Python)."""
+    """The in-file classes after ``cls`` in its method resolution order (C3, as Python).
+
+    The merge keeps, for every class, how many sequences hold it outside their head, so each
+    step is linear in the number of bases; the order stops at :data:`MAX_MRO` classes.
+    """
     bases = cls.bases
     if len(bases) <= 1:
-        return bases[0].mro if bases else []
+        return _capped(cls, bases[0].mro if bases else [])
     if len({id(b) for b in bases}) != len(bases):
         cls.problems.error(cls.node.lineno, f"class {cls.name} lists the same base twice")
+    if len(bases) >= MAX_MRO:
+        return _capped(cls, bases)
     sequences = [b.mro for b in bases] + [list(bases)]
+    in_tails: dict[int, int] = {}
+    for sequence in sequences:
+        for c in sequence[1:]:
+            in_tails[id(c)] = in_tails.get(id(c), 0) + 1
+    heads = [0] * len(sequences)
     result: list[Class] = []
-    while True:
-        sequences = [s for s in sequences if s]
-        if not sequences:
-            return result
-        for sequence in sequences:
-            head = sequence[0]
-            if not any(head in other[1:] for other in sequences):
-                break
+    while len(result) < MAX_MRO:
+        waiting = False
+        for k, sequence in enumerate(sequences):
+            if heads[k] < len(sequence):
+                waiting = True
+                head = sequence[heads[k]]
+                if not in_tails.get(id(head)):
+                    break
         else:
+            if not waiting:
+                return result
             cls.problems.error(
                 cls.node.lineno,
                 f"the bases of {cls.name} cannot be put in a consistent method resolution "
@@ -188,11 +212,27 @@ def _linearise(cls: Class) -> list[Class]:
             for base in bases:
                 for c in base.mro:
                     seen.setdefault(id(c), c)
-            return list(seen.values())
+            return _capped(cls, list(seen.values()))
         result.append(head)
-        for sequence in sequences:
-            if sequence[0] is head:
-                del sequence[0]
+        for k, sequence in enumerate(sequences):
+            at = heads[k]
+            if at < len(sequence) and sequence[at] is head:
+                heads[k] = at + 1
+                if at + 1 < len(sequence):
+                    in_tails[id(sequence[at + 1])] -= 1
+    return _capped(cls, result)  # MAX_MRO ancestors and maybe more: reported as too deep
+
+
+def _capped(cls: Class, ancestors: list[Class]) -> list[Class]:
+    """``ancestors``, cut so that the method resolution order holds at most MAX_MRO classes."""
+    if len(ancestors) < MAX_MRO:
+        return ancestors
+    cls.problems.error(
+        cls.node.lineno,
+        f"class {cls.name} has more than {MAX_MRO} classes in its method resolution order, "
+        "more than gust parse follows; tasks and options of the deeper ones are not read",
+    )
+    return ancestors[: MAX_MRO - 1]
 
 
 # ---- tasks ------------------------------------------------------------------------------------

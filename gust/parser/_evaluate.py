@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ast
 
+from gust.parser._limits import MAX_VALUES
 from gust.parser._problems import describe, snippet
 from gust.parser._scope import END
 from gust.protocol import scrub_surrogates
@@ -123,6 +124,13 @@ def evaluate(module: Module, node: ast.expr, ctx: Context, depth: int = 0) -> An
     """
     if depth > MAX_DEPTH:
         raise NotStatic("it is nested too deeply to be read")
+    budget = module.budget
+    budget.values += 1
+    if budget.values > MAX_VALUES:
+        raise NotStatic(
+            f"the values of this file need more than the {MAX_VALUES:,} gust parse reads in one "
+            "file"
+        )
     if isinstance(node, ast.Constant):
         value = node.value
         if type(value) is str and not value.isascii():

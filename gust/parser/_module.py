@@ -15,13 +15,15 @@ from gust.parser._scope import Scope, bind_statement
 TYPE_CHECKING = False  # typing is only for the type checker: `gust parse` starts on every edit
 if TYPE_CHECKING:
     from gust.parser._classes import Class
+    from gust.parser._limits import Budget
 
 
 class Module:
     """A parsed file: its syntax tree, its module scope and its classes (by statement position)."""
 
-    def __init__(self, tree: ast.Module, stem: str, file_path: str) -> None:
+    def __init__(self, tree: ast.Module, stem: str, file_path: str, budget: Budget) -> None:
         self.tree = tree
+        self.budget = budget
         self.stem = stem
         self.file_path = file_path
         self.scope = Scope()

@@ -1,8 +1,11 @@
 """Reading source: a DAG file's name, path and bytes, and its syntax tree.
 
 Nothing here imports or runs the file: its bytes are read and handed to :func:`ast.parse`.
-Every way that can fail (a missing or special file, a syntax error, a NUL byte, source too
-deeply nested for Python's parser) becomes a :class:`SourceError` with the line to point at.
+Every way that can fail (a missing or special file, a file over the size or token bounds of
+:mod:`gust.parser._limits`, a syntax error, a NUL byte, source too deeply nested for Python's
+parser) becomes a :class:`SourceError` with the line to point at. The file is opened without
+blocking and read up to one byte past the bound, so a FIFO, a device or a 2 GB sparse file
+costs nothing.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ import ast
 import os
 import stat
 import warnings
+
+from gust.parser._limits import MAX_MESSAGES, MAX_SOURCE_BYTES, MAX_SOURCE_TOKENS, count_tokens
 
 TYPE_CHECKING = False  # typing is only for the type checker: `gust parse` starts on every edit
 if TYPE_CHECKING:
@@ -43,22 +48,82 @@ def absolute(path: str) -> str:
         return path
 
 
-def read_source(path: str) -> bytes:
-    """The file's bytes.
+def is_utf8(path: str) -> bool:
+    """Whether ``path`` is text UTF-8 can carry (not bytes the file system decoded as escapes)."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def shown(path: str) -> str:
+    """``path`` as a message shows it: bytes that are not UTF-8 as ``\\xNN`` escapes."""
+    if is_utf8(path):
+        return path
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def _size(count: int) -> str:
+    return f"{count:,} bytes" if count < 1024 * 1024 else f"{count / 1048576:,.1f} MiB"
+
+
+def read_source(path: str, limit: int = MAX_SOURCE_BYTES) -> bytes:
+    """The file's bytes, when it is a regular file of at most ``limit`` bytes.
 
     Raises:
-        SourceError: the file cannot be read (line :data:`UNREADABLE_FILE_LINE`).
+        SourceError: the file cannot be read, or is too large (line
+            :data:`UNREADABLE_FILE_LINE`).
     """
+    where = shown(path)
     try:
-        info = os.stat(path)
-        if not stat.S_ISREG(info.st_mode):
-            kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
-            raise OSError(f"it is {kind}")
-        with open(path, "rb") as handle:
-            return handle.read()
+        # Non-blocking: opening a FIFO for reading must not wait for a writer.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+                raise OSError(f"it is {kind}")
+            data = _read_at_most(fd, limit + 1) if info.st_size <= limit else b""
+        finally:
+            os.close(fd)
+        if info.st_size > limit or len(data) > limit:  # /proc files say 0 bytes
+            size = f"it is {_size(info.st_size)}" if info.st_size > limit else "it holds"
+            raise OSError(
+                f"{size}, more than the {_size(limit)} ({limit:,} bytes) gust parse reads"
+            )
     except (OSError, ValueError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise SourceError(UNREADABLE_FILE_LINE, f"cannot read {path}: {reason}") from None
+        raise SourceError(UNREADABLE_FILE_LINE, f"cannot read {where}: {reason}") from None
+    return data
+
+
+def _read_at_most(fd: int, count: int) -> bytes:
+    chunks: list[bytes] = []
+    while count > 0:
+        chunk = os.read(fd, min(count, 1 << 20))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        count -= len(chunk)
+    return b"".join(chunks)
+
+
+def check_tokens(source: bytes, path: str, limit: int = MAX_SOURCE_TOKENS) -> int:
+    """The tokens of ``source`` (:func:`~gust.parser._limits.count_tokens`).
+
+    Raises:
+        SourceError: there are more than ``limit``: parsing it would take too much memory.
+    """
+    tokens = count_tokens(source)
+    if tokens > limit:
+        raise SourceError(
+            UNREADABLE_FILE_LINE,
+            f"cannot read {shown(path)}: it holds {tokens:,} tokens, more than the {limit:,} "
+            "gust parse reads (about 40,000 tasks; the bound keeps a parse under about 1 GB of "
+            "memory)",
+        )
+    return tokens
 
 
 def _syntax_error_line(error: SyntaxError, source: bytes) -> int:
@@ -69,17 +134,40 @@ def _syntax_error_line(error: SyntaxError, source: bytes) -> int:
     return 1
 
 
-def parse_source(source: bytes, file_path: str) -> tuple[ast.Module, list[tuple[int, str]]]:
+def parse_source(source: bytes, file_path: str) -> tuple[ast.Module, list[tuple[int, str]], int]:
     """The syntax tree of ``source``, and the compiler's warnings as ``(line, text)``.
 
-    The caller must keep the cyclic garbage collector off while it uses the tree (see
+    At most ``MAX_MESSAGES + 1`` warnings are kept (an entry lists no more), and the number of
+    the others is returned with them, so a file of warnings costs no memory per warning. The
+    caller must keep the cyclic garbage collector off while it uses the tree (see
     :func:`gust.parser.parse_file`).
+
+    Returns:
+        The tree, the warnings kept, and how many more there were.
 
     Raises:
         SourceError: ``source`` is not valid Python, or too deeply nested to parse.
     """
-    with warnings.catch_warnings(record=True) as caught:
+    kept: list[tuple[int, str]] = []
+    dropped = 0
+
+    def collect(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: object = None,
+        line: str | None = None,
+    ) -> None:
+        nonlocal dropped
+        if len(kept) > MAX_MESSAGES:
+            dropped += 1
+        else:
+            kept.append((lineno or 0, f"{category.__name__}: {message}"))
+
+    with warnings.catch_warnings():
         warnings.simplefilter("always")
+        warnings.showwarning = collect
         try:
             tree = ast.parse(source, filename=file_path)
         except SyntaxError as exc:
@@ -90,7 +178,8 @@ def parse_source(source: bytes, file_path: str) -> tuple[ast.Module, list[tuple[
             line = _syntax_error_line(SyntaxError(str(exc)), source)
             raise SourceError(line, f"syntax error: {exc}") from None
         except (RecursionError, MemoryError):
+            # Within the token bound, both mean the parser's stack overflowed.
             raise SourceError(
-                1, "the file is too large or too deeply nested for Python to parse it"
+                1, "the file is too deeply nested (or too complex) for Python to parse it"
             ) from None
-    return tree, [(w.lineno or 0, f"{w.category.__name__}: {w.message}") for w in caught]
+    return tree, kept, dropped

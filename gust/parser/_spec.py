@@ -13,6 +13,7 @@ import json
 
 from gust.parser._classes import Task
 from gust.parser._graph import stages as layer_stages
+from gust.parser._limits import MAX_MESSAGE_CHARS, MAX_MESSAGES, MAX_OUTPUT
 from gust.parser._options import OPTION_NAMES, read_options
 from gust.parser._problems import Problems
 from gust.parser._scope import END
@@ -48,12 +49,76 @@ def clean(text: str) -> str:
     return text if text.isascii() else scrub_surrogates(text)
 
 
-def entries(module: Module, file_messages: list[tuple[int, str]]) -> list[dict[str, Any]]:
-    """One entry per DAG class of ``module``, in source order."""
-    return [_entry(module, cls, file_messages) for cls in module.classes if cls.is_dag]
+def entries(
+    module: Module, file_messages: list[tuple[int, str]], unlisted: int = 0
+) -> list[dict[str, Any]]:
+    """One entry per DAG class of ``module``, in source order.
+
+    ``file_messages`` go into every entry (the compiler's warnings), and ``unlisted`` more
+    that were not kept count among the messages an entry does not list.
+
+    Listing a DAG costs the weight of every class of its method resolution order; once the
+    entries of the file would cost more than :data:`~gust.parser._limits.MAX_OUTPUT`, a DAG
+    gets an entry with an error in place of its tasks.
+    """
+    found = []
+    budget = module.budget
+    for cls in module.classes:
+        if not cls.is_dag:
+            continue
+        cost = sum(c.weight for c in cls.mro)
+        if budget.output + cost > MAX_OUTPUT:
+            found.append(_unlisted(module, cls))
+            continue
+        budget.output += cost
+        found.append(_entry(module, cls, file_messages, unlisted))
+    return found
 
 
-def _entry(module: Module, dag: Class, file_messages: list[tuple[int, str]]) -> dict[str, Any]:
+def _unlisted(module: Module, dag: Class) -> dict[str, Any]:
+    description = (
+        f"{dag.name} is not listed: with it, the DAG classes of this file would list more than "
+        f"{MAX_OUTPUT:,} tasks, links and problems, the most gust parse lists for one file"
+    )
+    return {
+        "name": module.stem,
+        "mod": dag.name,
+        "error": {"file": module.file_path, "line": dag.node.lineno, "description": description},
+        "messages": [],
+        "task_list": [],
+        "stages": [],
+        "tasks": {},
+        "file_path": module.file_path,
+        "options": dict.fromkeys(OPTION_NAMES),
+    }
+
+
+def cut(text: str) -> str:
+    """``text`` as valid Unicode, cut to :data:`~gust.parser._limits.MAX_MESSAGE_CHARS`."""
+    if len(text) > MAX_MESSAGE_CHARS:
+        text = text[: MAX_MESSAGE_CHARS - 3] + "..."
+    return clean(text)
+
+
+def _listed(messages: list[tuple[int, str]], unlisted: int) -> list[str]:
+    """``messages`` as the entry lists them: by line, without repeats, at most MAX_MESSAGES,
+    then how many more there are (``unlisted`` of them were never kept)."""
+    messages.sort(key=lambda m: m[0])
+    lines: dict[str, int] = {}
+    for line, text in messages:
+        lines.setdefault(cut(f"line {line}: {text}"), line)
+    texts = list(lines)
+    if len(texts) <= MAX_MESSAGES and not unlisted:
+        return texts
+    shown = texts[:MAX_MESSAGES]
+    left = len(texts) - len(shown) + unlisted
+    first = lines[texts[len(shown)] if len(texts) > len(shown) else texts[-1]]
+    return [*shown, f"line {first}: {left:,} more messages not listed"]
+
+
+def _entry(
+    module: Module, dag: Class, file_messages: list[tuple[int, str]], unlisted: int
+) -> dict[str, Any]:
     problems = Problems()
     problems.messages.extend(file_messages)
     last = module.scope.before(dag.name, END)
@@ -89,14 +154,13 @@ def _entry(module: Module, dag: Class, file_messages: list[tuple[int, str]]) -> 
     if problems.errors:
         first = min(range(len(problems.errors)), key=lambda k: problems.errors[k][0])
         line, text = problems.errors[first]
-        error = {"file": module.file_path, "line": line, "description": clean(text)}
+        error = {"file": module.file_path, "line": line, "description": cut(text)}
         messages = messages + [
             (line, f"also an error: {text}")
             for k, (line, text) in enumerate(problems.errors)
             if k != first
         ]
-    messages.sort(key=lambda m: m[0])
-    texts = list(dict.fromkeys(clean(f"line {line}: {text}") for line, text in messages))
+    texts = _listed(messages, unlisted)
     return {
         "name": module.stem,
         "mod": dag.name,
@@ -118,7 +182,7 @@ def failure(stem: str, file_path: str, line: int, description: str) -> list[dict
         {
             "name": stem,
             "mod": "",
-            "error": {"file": file_path, "line": line, "description": clean(description)},
+            "error": {"file": file_path, "line": line, "description": cut(description)},
             "messages": [],
             "task_list": [],
             "stages": [],
