@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -280,6 +281,86 @@ def test_binding_in_force_at_the_class_statement_is_used(tmp_path: Path) -> None
     assert entries["Late"]["tasks"]["a"]["downstream"] == ["c"]
 
 
+def test_a_rebound_name_reads_as_bound_where_it_is_used(tmp_path: Path) -> None:
+    # A decorator runs with the class statement, a method (so __init__ and the options) once
+    # the whole file has run; a class attribute is read as it stood where it was bound.
+    path = write(
+        tmp_path,
+        "rebound.py",
+        HEADER + "NEXT = 'b'\nSCHEDULE = '@daily'\nFIRST = 'b'\n"
+        "FIRST, SECOND = 'c', FIRST  # the right side is read first: SECOND is 'b'\n"
+        "ALIAS = NEXT  # 'b', whatever NEXT becomes\n\n\n"
+        "class Rebound(Dag):\n"
+        "    LOCAL = 'b'\n"
+        "    FINISH = 'nope'\n"
+        "    CALLBACK = 'early'\n"
+        "    FINISH = CALLBACK  # self.FINISH: this binding, the last, read as it stands\n"
+        "    CALLBACK = 'late'\n\n"
+        "    def __init__(self):\n"
+        "        super().__init__(schedule=SCHEDULE, on_finished_callback=self.FINISH)\n\n"
+        "    @task(downstream=NEXT)\n    def a(self, ctx): ...\n\n"
+        "    @task(downstream=LOCAL)\n    def x(self, ctx): ...\n\n"
+        "    LOCAL = 'c'\n\n"
+        "    @task(downstream=LOCAL)\n    def y(self, ctx): ...\n\n"
+        "    @task(downstream=[SECOND, ALIAS, FIRST])\n    def z(self, ctx): ...\n\n"
+        "    @task\n    def b(self, ctx): ...\n\n"
+        "    @task\n    def c(self, ctx): ...\n\n"
+        "    def nope(self, status, run): ...\n\n"
+        "    def early(self, status, run): ...\n\n"
+        "    def late(self, status, run): ...\n\n\n"
+        "NEXT = 'c'\nSCHEDULE = '@weekly'\n",
+    )
+    _, entries = run_parse(path, cwd=tmp_path)
+    entry = only(entries)
+    assert entry["error"] == {} and entry["messages"] == []
+    downstream = {name: spec["downstream"] for name, spec in entry["tasks"].items()}
+    assert downstream == {
+        "a": ["b"],
+        "x": ["b"],
+        "y": ["c"],
+        "z": ["b", "c"],
+        "b": [],
+        "c": [],
+    }
+    assert entry["options"] == {"schedule": "@weekly", "on_finished_callback": "early"}
+
+
+def test_rebinding_by_walrus_del_or_a_global_declaration_is_not_misread(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "rebinders.py",
+        HEADER + "WALRUS = 'b'\n(WALRUS := 'c')\n"
+        "DELETED = 'b'\ndel DELETED\n"
+        "GLOBAL = 'b'\n\n\ndef reset():\n    global GLOBAL\n    GLOBAL = 'c'\n\n\n"
+        "class Rebinders(Dag):\n"
+        "    @task(downstream=WALRUS)\n    def a(self, ctx): ...\n\n"
+        "    @task(downstream=DELETED)\n    def d(self, ctx): ...\n\n"
+        "    @task(downstream=GLOBAL)\n    def g(self, ctx): ...\n\n"
+        "    @task(downstream=(INNER := 'b'))\n    def i(self, ctx): ...\n\n"
+        "    @task(downstream=INNER)\n    def j(self, ctx): ...\n\n"
+        "    @task\n    def b(self, ctx): ...\n\n"
+        "    @task\n    def gone(self, ctx): ...\n\n"
+        "    del gone\n",
+    )
+    entry = only(parse_file(str(path)))
+    assert entry["error"] == {}
+    assert entry["task_list"] == ["a", "d", "g", "i", "j", "b"]  # del removed `gone`
+    assert all(spec["downstream"] == [] for spec in entry["tasks"].values())
+    assert entry["messages"] == [
+        "line 17: downstream of task 'a' cannot be read statically: 'WALRUS' is bound at "
+        "line 5 by an assignment expression (:=); left at []",
+        "line 20: downstream of task 'd' cannot be read statically: 'DELETED' is deleted by "
+        "the del statement at line 7; left at []",
+        "line 23: downstream of task 'g' cannot be read statically: 'GLOBAL' is declared "
+        "global in reset() at line 12, which may rebind it whenever it runs; left at []",
+        "line 26: downstream of task 'i' cannot be read statically: (INNER := 'b') is not a "
+        "literal; left at []",
+        "line 29: downstream of task 'j' cannot be read statically: 'INNER' is bound at line "
+        "26 by an assignment expression (:=); left at []",
+        "line 38: del removes task 'gone' (line 36) from Rebinders, so it is no longer a task",
+    ]
+
+
 def test_unreadable_values_are_left_at_defaults_with_messages() -> None:
     path = fixture("unreadable")
     entries = by_mod(parse_file(str(path)))
@@ -412,105 +493,291 @@ def test_callback_from_an_unknown_base_is_a_message(tmp_path: Path) -> None:
     assert "may come from Callbacks" in entry["messages"][0]
 
 
-def test_inconsistent_bases_are_an_error(tmp_path: Path) -> None:
-    path = write(
-        tmp_path,
-        "mro.py",
+# ---- every in-band error: one table ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ErrorCase:
+    """One input and the one ``error`` ``gust parse`` must report for it, through the CLI.
+
+    ``source``: the file's text or bytes; ``fixture:NAME`` for a fixture file, ``MISSING`` for
+    no file, ``FOLDER`` for a directory. ``line``: the error's line, or text whose first line
+    it is. ``description``: the exact description (``{path}`` is the file) or, with
+    ``exact=False``, a fragment of it (Python's own wording varies between versions).
+    ``mod``: the first DAG when the error is on a later one. ``expect``: more fields of the
+    entry (``mod: ""`` for a file that cannot be parsed).
+    """
+
+    id: str
+    source: str | bytes
+    line: int | str
+    description: str
+    exact: bool = True
+    mod: str | None = None
+    expect: dict[str, Any] = field(default_factory=dict)
+
+
+def bad_task(decorator: str) -> str:
+    return (
+        HEADER + f"class Bad(Dag):\n    {decorator}\n    def a(self, ctx): ...\n\n"
+        "    @task\n    def b(self, ctx): ...\n"
+    )
+
+
+def chain(name: str, links: dict[str, str]) -> str:
+    """A DAG whose tasks, in source order, each name one downstream task (or none)."""
+    body = "".join(
+        f"    @task(downstream={down!r})\n    def {task}(self, ctx): ...\n\n"
+        if down
+        else f"    @task\n    def {task}(self, ctx): ...\n\n"
+        for task, down in links.items()
+    )
+    return HEADER + f"class {name}(Dag):\n" + body
+
+
+UNPARSABLE = {"mod": "", "task_list": [], "tasks": {}, "stages": []}
+
+ERROR_CASES = [
+    ErrorCase(
+        "duplicate-task",
+        "fixture:error_duplicate",
+        "def same(self, ctx):  # noqa: F811",
+        "duplicate task name 'same' in Duplicate: first defined at line 11, again at line 14",
+        # still filled in; the later definition wins, as attribute lookup would have it
+        expect={"task_list": ["first", "same"], "stages": [["first"], ["same"]]},
+    ),
+    ErrorCase(
+        "unknown-downstream",
+        "fixture:error_unknown_downstream",
+        '@task(downstream=["hello_world"])',
+        "task 'prepare' names downstream 'hello_world', which is not a task of Unknown",
+        expect={"task_list": ["hello", "prepare"]},
+    ),
+    ErrorCase(
+        "downstream-without-task",
+        HEADER + "class Half(Dag):\n    @task(downstream='b')\n    def a(self, ctx): ...\n\n"
+        "    def b(self, ctx): ...\n",
+        "@task(downstream='b')",
+        "task 'a' names downstream 'b', which is not a task of Half (line 8 defines it without "
+        "@task)",
+    ),
+    ErrorCase(
+        "cycle-of-two",
+        "fixture:error_cycle",
+        '@task(downstream="transform")',
+        "the downstream links of Cyclic form a cycle: extract -> transform -> extract",
+        expect={"stages": [["start"]], "task_list": ["start", "extract", "transform", "load"]},
+    ),
+    ErrorCase(
+        "cycle-of-three",
+        chain("Three", {"a": "b", "b": "c", "c": "a"}),
+        "@task(downstream='b')",
+        "the downstream links of Three form a cycle: a -> b -> c -> a",
+    ),
+    ErrorCase(
+        "cycle-of-three-the-other-way",
+        chain("Back", {"a": "c", "b": "a", "c": "b"}),
+        "@task(downstream='c')",
+        "the downstream links of Back form a cycle: a -> c -> b -> a",
+    ),
+    ErrorCase(
+        "cycle-behind-a-chain",
+        chain("Behind", {"x": "y", "y": "d", "b": "c", "c": "d", "d": "b"}),
+        "@task(downstream='c')",
+        "the downstream links of Behind form a cycle: b -> c -> d -> b",
+        expect={"stages": [["x"], ["y"]]},
+    ),
+    ErrorCase(
+        "self-loop",
+        chain("Me", {"me": "me"}),
+        "@task(downstream='me')",
+        "the downstream links of Me form a cycle: me -> me",
+    ),
+    ErrorCase(
+        "callback-naming-no-method",
+        "fixture:error_callback",
+        'on_finished_callback="on_done"',
+        "on_finished_callback 'on_done' names no method of BadCallback",
+        expect={"options": {"schedule": "@daily", "on_finished_callback": "on_done"}},
+    ),
+    ErrorCase(
+        "task-positional-argument",
+        bad_task("@task('b')"),
+        5,
+        "@task of 'a' takes keyword arguments only (downstream=..., save=...), got 'b'",
+        expect={"task_list": ["a", "b"]},
+    ),
+    ErrorCase(
+        "task-unknown-option",
+        bad_task("@task(downstrem='b')"),
+        5,
+        "@task of 'a': unknown option 'downstrem' (known: downstream, save)",
+    ),
+    ErrorCase(
+        "task-unknown-option-in-a-mapping",
+        bad_task("@task(**{'retries': 3})"),
+        5,
+        "@task of 'a': unknown option 'retries' (str) (known: downstream, save)",
+    ),
+    ErrorCase(
+        "task-option-twice",
+        bad_task("@task(**{'save': True}, save=False)"),
+        5,
+        "@task of 'a' gets save twice",
+    ),
+    ErrorCase(
+        "task-mapping-that-is-not-one",
+        bad_task("@task(**5)"),
+        5,
+        "@task of 'a': ** takes a mapping, not 5 (int)",
+    ),
+    ErrorCase(
+        "save-not-a-bool",
+        bad_task("@task(save='yes')"),
+        5,
+        "@task of 'a': save must be True or False, not 'yes' (str)",
+    ),
+    ErrorCase(
+        "downstream-a-number",
+        bad_task("@task(downstream=3)"),
+        5,
+        "@task of 'a': downstream must be a task name or a list/tuple of task names, not 3 (int)",
+    ),
+    ErrorCase(
+        "downstream-a-set",
+        bad_task("@task(downstream={'b'})"),
+        5,
+        "@task of 'a': downstream must be a task name or a list/tuple of task names, not "
+        "{{'b'}} (set)",
+    ),
+    ErrorCase(
+        "downstream-with-a-number",
+        bad_task("@task(downstream=['b', 2])"),
+        5,
+        "@task of 'a': downstream must be a task name or a list/tuple of task names, not "
+        "['b', 2] (list)",
+    ),
+    ErrorCase(
+        "class-bound-again",
+        HEADER + "class Twice(Dag):\n    @task\n    def a(self, ctx): ...\n\n\nTwice = None\n",
+        "class Twice(Dag):",
+        "class Twice is bound again by an assignment at line 9; only that later binding exists "
+        "once the file has run",
+    ),
+    ErrorCase(
+        "class-deleted",
+        HEADER + "class Gone(Dag):\n    @task\n    def a(self, ctx): ...\n\n\ndel Gone\n",
+        "class Gone(Dag):",
+        "class Gone is deleted by the del statement at line 9; it does not exist once the file "
+        "has run",
+    ),
+    ErrorCase(
+        "inconsistent-bases",
         HEADER + "class A(Dag):\n    pass\n\n\nclass B(A):\n    pass\n\n\n"
         "class C(A, B):\n    pass\n",
-    )
-    entries = by_mod(parse_file(str(path)))
-    assert entries["C"]["error"]["line"] == 12
-    assert "consistent method resolution order" in entries["C"]["error"]["description"]
+        "class C(A, B):",
+        "the bases of C cannot be put in a consistent method resolution order (Python refuses "
+        "to create this class)",
+        mod="A",
+    ),
+    ErrorCase(
+        "same-base-twice",
+        HEADER + "class A(Dag):\n    pass\n\n\nclass B(A, A):\n    pass\n",
+        "class B(A, A):",
+        "class B lists the same base twice",
+        mod="A",
+    ),
+    ErrorCase(
+        "syntax-error",
+        HEADER + "class Broken(Dag)\n    pass\n",
+        4,
+        "syntax error: expected ':'",
+        exact=False,
+        expect=UNPARSABLE,
+    ),
+    ErrorCase("null-byte", b"x = 1\ny = '\x00'\n", 2, "null bytes", exact=False, expect=UNPARSABLE),
+    ErrorCase("not-utf8", b"x = 1\n\n\xff = 2\n", 3, "utf-8", exact=False, expect=UNPARSABLE),
+    ErrorCase(
+        "unknown-codec",
+        b"# -*- coding: no-such-codec -*-\nx = 1\n",
+        1,
+        "no-such-codec",
+        exact=False,
+        expect=UNPARSABLE,
+    ),
+    ErrorCase(
+        "nested-parentheses",
+        b"x = " + b"(" * 300 + b")" * 300 + b"\n",
+        1,
+        "too many nested parentheses",
+        exact=False,
+        expect=UNPARSABLE,
+    ),
+    ErrorCase(
+        "deep-unary-minus",
+        b"x = " + b"-" * 100_000 + b"1\n",
+        1,
+        "the file is too deeply nested (or too complex) for Python to parse it",
+        expect=UNPARSABLE,
+    ),
+    ErrorCase(
+        "deep-sum",
+        b"x = " + b"a + " * 200_000 + b"1\n",
+        1,
+        "the file is too deeply nested (or too complex) for Python to parse it",
+        expect=UNPARSABLE,
+    ),
+    ErrorCase(
+        "missing-file",
+        "MISSING",
+        UNREADABLE_FILE_LINE,
+        "cannot read {path}: No such file or directory",
+        expect=UNPARSABLE,
+    ),
+    ErrorCase(
+        "directory",
+        "FOLDER",
+        UNREADABLE_FILE_LINE,
+        "cannot read {path}: it is a directory",
+        expect=UNPARSABLE,
+    ),
+]
+
+
+@pytest.mark.parametrize("case", ERROR_CASES, ids=[case.id for case in ERROR_CASES])
+def test_every_error_is_in_band_at_its_line(case: ErrorCase, tmp_path: Path) -> None:
+    if isinstance(case.source, str) and case.source.startswith("fixture:"):
+        path = fixture(case.source.partition(":")[2])
+    else:
+        path = tmp_path / "case_dag.py"
+        if case.source == "FOLDER":
+            path.mkdir()
+        elif case.source != "MISSING":
+            write(tmp_path, path.name, case.source)
+    stdout, entries = run_parse(path, cwd=tmp_path)
+    strict_loads(stdout)
+    for entry in entries:
+        assert_shape(entry)
+    if case.mod is None:
+        entry = only(entries)
+    else:  # the error is on a later class of the file
+        assert entries[0]["mod"] == case.mod and entries[0]["error"] == {}
+        entry = next(e for e in entries if e["error"])
+    assert entry["name"] == path.stem and entry["file_path"] == str(path)
+    error = entry["error"]
+    assert list(error) == ["file", "line", "description"] and error["file"] == str(path)
+    line = case.line if isinstance(case.line, int) else line_of(path, case.line)
+    assert error["line"] == line
+    description = case.description.format(path=path)
+    if case.exact:
+        assert error["description"] == description
+    else:
+        assert description in error["description"]
+    for key, value in case.expect.items():
+        assert entry[key] == value, key
 
 
 # ---- in-band errors, each with its line ------------------------------------------------------
-
-
-def test_duplicate_task_name_points_at_the_second(tmp_path: Path) -> None:
-    path = fixture("error_duplicate")
-    _, entries = run_parse(path, cwd=tmp_path)
-    entry = only(entries)
-    second = line_of(path, "def same(self, ctx):  # noqa: F811")
-    assert entry["error"] == {
-        "file": str(path),
-        "line": second,
-        "description": f"duplicate task name 'same' in Duplicate: first defined at line "
-        f"{line_of(path, 'def same(self, ctx): ...')}, again at line {second}",
-    }
-    assert entry["task_list"] == ["first", "same"]  # still filled in
-    assert entry["tasks"]["same"] == {"downstream": [], "save": True}  # the later one wins
-
-
-def test_unknown_downstream_points_at_the_referring_task(tmp_path: Path) -> None:
-    path = fixture("error_unknown_downstream")
-    _, entries = run_parse(path, cwd=tmp_path)
-    entry = only(entries)
-    assert entry["error"]["line"] == line_of(path, '@task(downstream=["hello_world"])')
-    assert entry["error"]["description"] == (
-        "task 'prepare' names downstream 'hello_world', which is not a task of Unknown"
-    )
-    assert entry["tasks"]["prepare"]["downstream"] == ["hello_world"]
-
-
-def test_cycle_is_an_in_band_error_naming_its_tasks(tmp_path: Path) -> None:
-    path = fixture("error_cycle")
-    _, entries = run_parse(path, cwd=tmp_path)
-    entry = only(entries)
-    assert entry["error"]["line"] == line_of(path, '@task(downstream="transform")')
-    assert entry["error"]["description"] == (
-        "the downstream links of Cyclic form a cycle: extract -> transform -> extract"
-    )
-    assert entry["stages"] == [["start"]]  # what can be layered before the cycle
-    assert entry["task_list"] == ["start", "extract", "transform", "load"]
-
-
-def test_self_loop_is_a_cycle(tmp_path: Path) -> None:
-    path = write(
-        tmp_path,
-        "self_loop.py",
-        HEADER + "class Me(Dag):\n    @task(downstream='me')\n    def me(self, ctx): ...\n",
-    )
-    entry = only(parse_file(str(path)))
-    assert entry["error"]["line"] == 5
-    assert entry["error"]["description"].endswith("form a cycle: me -> me")
-
-
-def test_callback_naming_no_method(tmp_path: Path) -> None:
-    path = fixture("error_callback")
-    _, entries = run_parse(path, cwd=tmp_path)
-    entry = only(entries)
-    assert entry["error"]["line"] == line_of(path, 'on_finished_callback="on_done"')
-    assert entry["error"]["description"] == (
-        "on_finished_callback 'on_done' names no method of BadCallback"
-    )
-    assert entry["options"] == {"schedule": "@daily", "on_finished_callback": "on_done"}
-
-
-@pytest.mark.parametrize(
-    ("decorator", "fragment"),
-    [
-        ("@task('b')", "takes keyword arguments only (downstream=..., save=...)"),
-        ("@task(downstrem='b')", "unknown option 'downstrem' (known: downstream, save)"),
-        ("@task(save='yes')", "save must be True or False, not 'yes' (str)"),
-        ("@task(downstream=3)", "downstream must be a task name or a list/tuple of task names"),
-        ("@task(downstream={'b'})", "not {'b'} (set)"),
-        ("@task(downstream=['b', 2])", "not ['b', 2] (list)"),
-    ],
-)
-def test_bad_task_options_are_errors_at_their_line(
-    decorator: str, fragment: str, tmp_path: Path
-) -> None:
-    path = write(
-        tmp_path,
-        "bad_task.py",
-        HEADER + f"class Bad(Dag):\n    {decorator}\n    def a(self, ctx): ...\n\n"
-        "    @task\n    def b(self, ctx): ...\n",
-    )
-    entry = only(parse_file(str(path)))
-    assert entry["error"]["line"] == 5
-    assert fragment in entry["error"]["description"]
-    assert entry["task_list"] == ["a", "b"]
 
 
 def test_values_too_large_to_print_are_described_not_crashed_on(tmp_path: Path) -> None:
@@ -542,17 +809,6 @@ def test_several_errors_report_the_first_and_list_the_others(tmp_path: Path) -> 
     assert entry["messages"] == [
         "line 8: also an error: @task of 'b': save must be True or False, not 1 (int)"
     ]
-
-
-def test_class_bound_again_later_is_an_error(tmp_path: Path) -> None:
-    path = write(
-        tmp_path,
-        "again.py",
-        HEADER + "class Twice(Dag):\n    @task\n    def a(self, ctx): ...\n\n\nTwice = None\n",
-    )
-    entry = only(parse_file(str(path)))
-    assert entry["error"]["line"] == 4
-    assert "bound again by an assignment at line 9" in entry["error"]["description"]
 
 
 def test_rebinding_a_task_without_decorator_is_reported(tmp_path: Path) -> None:
@@ -595,47 +851,10 @@ def test_syntax_error_is_one_entry_with_empty_mod(tmp_path: Path) -> None:
     assert entries[0]["error"]["description"].startswith("syntax error: expected ':'")
 
 
-@pytest.mark.parametrize(
-    ("source", "line", "fragment"),
-    [
-        (b"x = 1\ny = '\x00'\n", 2, "null bytes"),
-        (b"x = 1\n\n\xff = 2\n", 3, "utf-8"),
-        (b"x = " + b"(" * 300 + b")" * 300 + b"\n", 1, "too many nested parentheses"),
-        (b"x = " + b"-" * 100_000 + b"1\n", 1, "too deeply nested"),
-        (b"x = " + b"a + " * 200_000 + b"1\n", 1, "too deeply nested"),
-        (b"# -*- coding: no-such-codec -*-\nx = 1\n", 1, "no-such-codec"),
-        (b"x = 0x" + b"f" * 5000 + b"\nclass A:\n    pass\n", 0, ""),
-    ],
-)
-def test_unparsable_bytes_are_in_band(
-    source: bytes, line: int, fragment: str, tmp_path: Path
-) -> None:
-    path = write(tmp_path, "weird.py", source)
-    if line == 0:  # parses: nothing to report
-        assert parse_file(str(path)) == []
-        return
-    entry = only(parse_file(str(path)))
-    assert entry["mod"] == "" and entry["name"] == "weird"
-    assert entry["error"]["line"] == line
-    assert fragment in entry["error"]["description"]
-    strict_loads(render_file(str(path)))
-
-
-def test_missing_file_and_directory(tmp_path: Path) -> None:
-    missing = tmp_path / "missing_dag.py"
-    _, entries = run_parse(missing, cwd=tmp_path)
-    entry = only(entries)
-    assert entry["mod"] == "" and entry["name"] == "missing_dag"
-    assert entry["error"] == {
-        "file": str(missing),
-        "line": UNREADABLE_FILE_LINE,
-        "description": f"cannot read {missing}: No such file or directory",
-    }
-    folder = tmp_path / "folder.py"
-    folder.mkdir()
-    entry = only(parse_file(str(folder)))
-    assert entry["error"]["description"] == f"cannot read {folder}: it is a directory"
-    assert entry["error"]["line"] == UNREADABLE_FILE_LINE == 0
+def test_a_huge_hex_literal_parses(tmp_path: Path) -> None:
+    # its decimal form is over Python's digit limit: only printing it would fail
+    path = write(tmp_path, "hex.py", b"x = 0x" + b"f" * 5000 + b"\nclass A:\n    pass\n")
+    assert render_file(str(path)) == "[]\n"
 
 
 def test_no_dag_prints_an_empty_list(tmp_path: Path) -> None:

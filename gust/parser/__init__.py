@@ -113,7 +113,7 @@ def parse_file(path: str) -> list[dict[str, Any]]:
         except SourceError as exc:
             return failure(name, file_path, exc.line, exc.description)
         module = Module(tree, name, file_path, Budget())
-        module.read()
+        module.read(source)
         return entries(module, warned, unlisted)
     finally:
         if collecting:

@@ -14,7 +14,7 @@ import ast
 from gust.parser._evaluate import Context, NotStatic, call_arguments, class_before, qualname
 from gust.parser._limits import MAX_MRO
 from gust.parser._problems import Problems, describe, snippet
-from gust.parser._scope import QUAL_DAG, QUAL_TASK, Binding, Scope, bind_statement
+from gust.parser._scope import QUAL_DAG, QUAL_TASK, Scope, bind_statement
 
 TYPE_CHECKING = False  # typing is only for the type checker: `gust parse` starts on every edit
 if TYPE_CHECKING:
@@ -125,14 +125,18 @@ def read_class(module: Module, node: ast.ClassDef, index: int) -> Class:
     cls.is_dag = direct or any(b.is_dag for b in bases)
     cls.ancestors = _linearise(cls)
     for position, stmt in enumerate(node.body):
-        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            cls.scope.bind(stmt.name, Binding(position, stmt.lineno, None, "a def"))
-            _read_method(module, cls, stmt, position)
-            continue
         bound: list[str] = []
-        bind_statement(stmt, position, cls.scope, None, bound)
-        for name in bound:
-            _set_member(cls, name, Member("attribute", stmt.lineno))
+        bind_statement(stmt, position, cls.scope, None, bound, module.walrus)
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for name in bound[:-1]:  # names its decorators or defaults bind with :=
+                _set_member(cls, name, Member("attribute", stmt.lineno))
+            _read_method(module, cls, stmt, position)
+        elif isinstance(stmt, ast.Delete):
+            for name in bound:
+                _delete_member(cls, name, stmt.lineno)
+        else:
+            for name in bound:
+                _set_member(cls, name, Member("attribute", stmt.lineno))
     weight = len(cls.members) + len(cls.problems.errors) + len(cls.problems.messages)
     for member in cls.members.values():
         if isinstance(member, Task):
@@ -151,6 +155,16 @@ def _set_member(cls: Class, name: str, member: Member) -> None:
             "@task, so it is no longer a task",
         )
     cls.members[name] = member
+
+
+def _delete_member(cls: Class, name: str, line: int) -> None:
+    previous = cls.members.pop(name, None)
+    if isinstance(previous, Task):
+        cls.problems.message(
+            line,
+            f"del removes task '{name}' (line {previous.line}) from {cls.name}, so it is no "
+            "longer a task",
+        )
 
 
 def _read_method(

@@ -20,7 +20,7 @@ import ast
 
 from gust.parser._limits import MAX_VALUES
 from gust.parser._problems import describe, snippet
-from gust.parser._scope import END
+from gust.parser._scope import DELETED, END
 from gust.protocol import scrub_surrogates
 
 TYPE_CHECKING = False  # typing is only for the type checker: `gust parse` starts on every edit
@@ -172,6 +172,8 @@ def _evaluate_binding(
     module: Module, name: str, binding: Binding, cls: Class | None, depth: int
 ) -> Any:
     if binding.value is None:
+        if binding.how == DELETED:
+            raise NotStatic(f"'{name}' is deleted by the del statement at line {binding.line}")
         raise NotStatic(f"'{name}' is bound at line {binding.line} by {binding.how}")
     # a module binding is read where it stands; a class binding where the class statement runs
     ctx = Context(cls, binding.index, binding.index if cls is None else cls.index)
@@ -191,6 +193,13 @@ def _evaluate_name(module: Module, node: ast.Name, ctx: Context, depth: int) -> 
             return _evaluate_binding(module, name, binding, ctx.cls, depth)
     binding = module.scope.before(name, ctx.module_position)
     if binding is not None:
+        declared = module.declared_global.get(name)
+        if declared is not None:
+            line, function = declared
+            raise NotStatic(
+                f"'{name}' is declared global in {function}() at line {line}, which may "
+                "rebind it whenever it runs"
+            )
         return _evaluate_binding(module, name, binding, None, depth)
     if ctx.dag is not None and any(name in c.scope.names for c in ctx.dag.mro):
         raise NotStatic(

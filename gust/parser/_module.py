@@ -10,7 +10,7 @@ from __future__ import annotations
 import ast
 
 from gust.parser._classes import read_class
-from gust.parser._scope import Scope, bind_statement
+from gust.parser._scope import Scope, bind_statement, declared_global
 
 TYPE_CHECKING = False  # typing is only for the type checker: `gust parse` starts on every edit
 if TYPE_CHECKING:
@@ -29,11 +29,20 @@ class Module:
         self.scope = Scope()
         self.classes: list[Class] = []
         self.class_at: dict[int, Class] = {}
+        self.walrus = False
+        self.declared_global: dict[str, tuple[int, str]] = {}
 
-    def read(self) -> None:
-        """Read the module's statements and classes, in source order."""
+    def read(self, source: bytes) -> None:
+        """Read the module's statements and classes, in source order.
+
+        ``source`` is only searched for ``:=`` and ``global``: the syntax those bind names
+        with is looked for only in a file that spells them somewhere.
+        """
+        self.walrus = b":=" in source
+        if b"global" in source:
+            self.declared_global = declared_global(self.tree.body)
         for index, stmt in enumerate(self.tree.body):
-            bind_statement(stmt, index, self.scope, None, [])
+            bind_statement(stmt, index, self.scope, None, [], self.walrus)
             if isinstance(stmt, ast.ClassDef):
                 cls = read_class(self, stmt, index)
                 self.classes.append(cls)

@@ -15,7 +15,7 @@ import bisect
 
 TYPE_CHECKING = False  # typing is only for the type checker: `gust parse` starts on every edit
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
     from typing import Final
 
 #: What a name that stands for gust's ``Dag`` or ``task`` resolves to.
@@ -72,6 +72,10 @@ class Scope:
         return bindings[found - 1] if found else None
 
 
+#: How a binding made by ``del`` is described: once it runs, the name is unbound.
+DELETED: Final = "a del statement"
+
+
 def in_block(line: int) -> str:
     """How a name bound inside the compound statement at ``line`` is described."""
     return f"a statement of the block at line {line}, whose outcome depends on running the file"
@@ -101,6 +105,7 @@ def bind_statement(
     scope: Scope,
     block: int | None,
     bound: list[str],
+    walrus: bool = False,
 ) -> None:
     """Record the names ``stmt`` binds in ``scope``, at position ``index``.
 
@@ -111,6 +116,8 @@ def bind_statement(
         block: the line of the enclosing compound statement when the binding only happens
             conditionally, else None.
         bound: receives every name bound, in order.
+        walrus: whether the file may hold assignment expressions (``:=``), which bind names in
+            the middle of any expression; they are looked for only then.
     """
 
     def bind(
@@ -122,6 +129,9 @@ def bind_statement(
         bound.append(name)
 
     line = stmt.lineno
+    if walrus:
+        for target in _assignment_expressions(stmt):
+            bind(target.id, target.lineno, None, "an assignment expression (:=)")
     if isinstance(stmt, ast.Assign):
         for target in stmt.targets:
             _bind_target(target, stmt.value, line, bind)
@@ -131,6 +141,11 @@ def bind_statement(
     elif isinstance(stmt, ast.AugAssign):
         if isinstance(stmt.target, ast.Name):
             bind(stmt.target.id, line, None, "an augmented assignment")
+    elif isinstance(stmt, ast.Delete):
+        for target in stmt.targets:
+            for sub in ast.walk(target):
+                if isinstance(sub, ast.Name):
+                    bind(sub.id, line, None, DELETED)
     elif isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
         bind(stmt.name, line, None, "a def")
     elif isinstance(stmt, ast.ClassDef):
@@ -157,7 +172,7 @@ def bind_statement(
         bind(stmt.name.id, line, None, "a type statement")
     elif isinstance(stmt, _BLOCK_TYPES):
         inner = block if block is not None else line
-        _bind_block(stmt, index, scope, inner, bound)
+        _bind_block(stmt, index, scope, inner, bound, walrus)
 
 
 def _bind_block(
@@ -166,6 +181,7 @@ def _bind_block(
     scope: Scope,
     block: int,
     bound: list[str],
+    walrus: bool,
 ) -> None:
     def bind_names(node: ast.AST | None) -> None:
         if node is None:
@@ -204,7 +220,32 @@ def _bind_block(
         bodies += [stmt.orelse, stmt.finalbody]  # type: ignore[attr-defined]
     for body in bodies:
         for inner in body:
-            bind_statement(inner, index, scope, block, bound)
+            bind_statement(inner, index, scope, block, bound, walrus)
+
+
+def _assignment_expressions(stmt: ast.stmt) -> list[ast.Name]:
+    """The targets of the ``:=`` expressions of ``stmt`` that bind in the statement's scope.
+
+    The bodies of a compound statement are left out (each of their statements is bound in
+    turn), and so are the bodies of functions, lambdas and classes (other scopes); their
+    decorators, defaults, bases and keywords run in this scope and are searched.
+    """
+    found: list[ast.Name] = []
+    stack: list[ast.AST] = [stmt]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.NamedExpr) and isinstance(node.target, ast.Name):
+            found.append(node.target)
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            arguments = node.args
+            stack += [*arguments.defaults, *(d for d in arguments.kw_defaults if d is not None)]
+            if not isinstance(node, ast.Lambda):
+                stack += node.decorator_list
+        elif isinstance(node, ast.ClassDef):
+            stack += [*node.decorator_list, *node.bases, *node.keywords]
+        else:
+            stack += [c for c in ast.iter_child_nodes(node) if not isinstance(c, ast.stmt)]
+    return found
 
 
 def _bind_target(
@@ -226,3 +267,39 @@ def _bind_target(
     elif isinstance(target, ast.Starred):
         _bind_target(target.value, None, line, bind)
     # attribute and subscript targets bind no name
+
+
+def _inner_statements(stmt: ast.stmt) -> Iterator[ast.stmt]:
+    """The statements directly inside ``stmt``: its bodies, branches and handlers."""
+    for field in ("body", "orelse", "finalbody"):
+        body = getattr(stmt, field, None)
+        if isinstance(body, list):
+            yield from body
+    for handler in getattr(stmt, "handlers", ()):
+        yield from handler.body
+    for case in getattr(stmt, "cases", ()):
+        yield from case.body
+
+
+def declared_global(body: list[ast.stmt]) -> dict[str, tuple[int, str]]:
+    """The module names some function declares ``global`` (so that calling it may rebind
+    them, at a time only running the file would tell): name -> (line, function name).
+
+    Only statements are visited, never expressions, so this costs little even for a large file.
+    """
+    found: dict[str, tuple[int, str]] = {}
+    stack = list(body)
+    while stack:
+        stmt = stack.pop()
+        stack.extend(_inner_statements(stmt))
+        if not isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        own = list(_inner_statements(stmt))  # this function's statements, not nested scopes'
+        while own:
+            inner = own.pop()
+            if isinstance(inner, ast.Global):
+                for name in inner.names:
+                    found.setdefault(name, (inner.lineno, stmt.name))
+            elif not isinstance(inner, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                own.extend(_inner_statements(inner))
+    return found

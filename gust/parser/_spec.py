@@ -16,7 +16,7 @@ from gust.parser._graph import stages as layer_stages
 from gust.parser._limits import MAX_MESSAGE_CHARS, MAX_MESSAGES, MAX_OUTPUT
 from gust.parser._options import OPTION_NAMES, read_options
 from gust.parser._problems import Problems
-from gust.parser._scope import END
+from gust.parser._scope import DELETED, END
 from gust.protocol import scrub_surrogates
 
 TYPE_CHECKING = False  # typing is only for the type checker: `gust parse` starts on every edit
@@ -123,11 +123,17 @@ def _entry(
     problems.messages.extend(file_messages)
     last = module.scope.before(dag.name, END)
     if last is not None and last.index != dag.index:
-        problems.error(
-            dag.node.lineno,
-            f"class {dag.name} is bound again by {last.how} at line {last.line}; only that "
-            "later binding exists once the file has run",
-        )
+        if last.how == DELETED:
+            text = (
+                f"class {dag.name} is deleted by the del statement at line {last.line}; it does "
+                "not exist once the file has run"
+            )
+        else:
+            text = (
+                f"class {dag.name} is bound again by {last.how} at line {last.line}; only that "
+                "later binding exists once the file has run"
+            )
+        problems.error(dag.node.lineno, text)
     effective: dict[str, Task | Member] = {}
     for cls in reversed(dag.mro):
         problems.extend(cls.problems)
