@@ -256,7 +256,11 @@ def test_task_forms() -> None:
 def test_constants_at_module_and_class_level() -> None:
     entries = by_mod(parse_file(str(fixture("constants"))))
     entry = entries["Constants"]
-    assert entry["error"] == {} and entry["messages"] == []
+    assert entry["error"] == {}
+    assert entry["messages"] == [
+        "line 41: this file holds 2 Dag classes; Gust uses only the first, Constants (line 14), "
+        "and ignores ClassLevelFirst"
+    ]
     assert entry["options"] == {"schedule": "*/5 * * * *", "on_finished_callback": "finish"}
     assert entry["tasks"]["first"] == {"downstream": ["middle", "last"], "save": True}
     assert entry["tasks"]["middle"] == {"downstream": ["last"], "save": False}
@@ -380,6 +384,7 @@ def test_unreadable_values_are_left_at_defaults_with_messages() -> None:
         (line_of(path, "downstream=NAMES"), "downstream of task 'b'", "'NAMES' (line 8)"),
         (line_of(path, "downstream=NAMES"), "save of task 'b'", "bool(os.environ.get"),
         (line_of(path, "downstream=MAYBE"), "downstream of task 'c'", "block at line 9"),
+        (line_of(path, "class FromEnvironment"), "this file holds 2 Dag classes", "ignores"),
     ]
     assert len(entry["messages"]) == len(expected)
     for message, (line, what, why) in zip(entry["messages"], expected, strict=True):
@@ -389,24 +394,27 @@ def test_unreadable_values_are_left_at_defaults_with_messages() -> None:
     environment = entries["FromEnvironment"]
     assert environment["options"]["schedule"] is None
     assert environment["messages"] == [
+        f"line {line_of(path, 'class FromEnvironment')}: this file holds 2 Dag classes; Gust "
+        f"uses only the first, Unreadable (line {line_of(path, 'class Unreadable')}), and "
+        "ignores FromEnvironment",
         f"line {line_of(path, 'super().__init__(schedule=WHEN)')}: schedule in "
         "FromEnvironment.__init__ cannot be read statically: 'WHEN' (line 7) cannot be read: "
-        "os.environ.get('WHEN', '@daily') is not a literal; left at None"
+        "os.environ.get('WHEN', '@daily') is not a literal; left at None",
     ]
 
 
 def test_option_forms(tmp_path: Path) -> None:
     source = (
-        HEADER + "import gust\n\nCB = 'cb'\nOPTS = {'schedule': '@opts', 'retries': 3}\n\n"
+        HEADER + "import gust\n\nCB = 'cb'\nOPTS = {'schedule': '@weekly', 'retries': 3}\n\n"
         "class Positional(Dag):\n    def __init__(self):\n"
-        "        super().__init__('@positional', CB)\n\n"
+        "        super().__init__('@hourly', CB)\n\n"
         "    def cb(self, status, run): ...\n\n"
         "class Explicit(Dag):\n    def __init__(self):\n"
-        "        gust.Dag.__init__(self, '@explicit', on_finished_callback='cb')\n\n"
+        "        gust.Dag.__init__(self, '0 12 * * MON', on_finished_callback='cb')\n\n"
         "    def cb(self, status, run): ...\n\n"
         "class FromDict(Dag):\n    def __init__(self):\n        super().__init__(**OPTS)\n\n"
         "class ExtraKeywords(Dag):\n    def __init__(self):\n"
-        "        super().__init__(schedule='@x', owner='me', retries=2)\n\n"
+        "        super().__init__(schedule='*/5 * * * *', owner='me', retries=2)\n\n"
         "class Starred(Dag):\n    def __init__(self, *args):\n        super().__init__(*args)\n\n"
         "class NotAString(Dag):\n    def __init__(self):\n        super().__init__(schedule=5)\n\n"
         "class NoSuper(Dag):\n    def __init__(self):\n        self.ready = True\n\n"
@@ -425,18 +433,23 @@ def test_option_forms(tmp_path: Path) -> None:
         "NoInit",
     ]
     options = {mod: e["options"] for mod, e in entries.items()}
-    assert options["Positional"] == {"schedule": "@positional", "on_finished_callback": "cb"}
-    assert options["Explicit"] == {"schedule": "@explicit", "on_finished_callback": "cb"}
-    assert options["FromDict"] == {"schedule": "@opts", "on_finished_callback": None}
-    assert options["ExtraKeywords"] == {"schedule": "@x", "on_finished_callback": None}
+    assert options["Positional"] == {"schedule": "@hourly", "on_finished_callback": "cb"}
+    assert options["Explicit"] == {"schedule": "0 12 * * MON", "on_finished_callback": "cb"}
+    assert options["FromDict"] == {"schedule": "@weekly", "on_finished_callback": None}
+    assert options["ExtraKeywords"] == {"schedule": "*/5 * * * *", "on_finished_callback": None}
     for mod in ("Starred", "NotAString", "NoSuper", "NoInit"):
         assert options[mod] == {"schedule": None, "on_finished_callback": None}, mod
     assert all(e["error"] == {} for e in entries.values())
+    several = (
+        f"line {line_of(path, 'class Explicit')}: this file holds 8 Dag classes; Gust uses only "
+        f"the first, Positional (line {line_of(path, 'class Positional')}), and ignores "
+        "Explicit, FromDict, ExtraKeywords, Starred, NotAString and 2 more"
+    )
     for mod in ("Positional", "Explicit", "FromDict", "ExtraKeywords", "NoInit"):
-        assert entries[mod]["messages"] == [], mod
-    assert "*args cannot be read statically" in entries["Starred"]["messages"][0]
-    assert "must be a string or None, not 5 (int)" in entries["NotAString"]["messages"][0]
-    assert "calls neither super().__init__(...) nor" in entries["NoSuper"]["messages"][0]
+        assert entries[mod]["messages"] == [several], mod
+    assert "*args cannot be read statically" in entries["Starred"]["messages"][1]
+    assert "must be a string or None, not 5 (int)" in entries["NotAString"]["messages"][1]
+    assert "calls neither super().__init__(...) nor" in entries["NoSuper"]["messages"][1]
 
 
 # ---- inheritance and several classes ---------------------------------------------------------
@@ -550,8 +563,59 @@ ERROR_CASES = [
         "unknown-downstream",
         "fixture:error_unknown_downstream",
         '@task(downstream=["hello_world"])',
-        "task 'prepare' names downstream 'hello_world', which is not a task of Unknown",
+        "task 'prepare' names downstream 'hello_world', which is not a task of Unknown; did you "
+        "mean 'hello'?",
         expect={"task_list": ["hello", "prepare"]},
+    ),
+    ErrorCase(
+        "misspelled-downstream",
+        chain("Typo", {"extract": "trasform", "transform": "", "load": ""}),
+        "@task(downstream='trasform')",
+        "task 'extract' names downstream 'trasform', which is not a task of Typo; did you mean "
+        "'transform'?",
+    ),
+    ErrorCase(
+        "unknown-downstream-like-no-task",
+        chain("Far", {"a": "zzz", "b": ""}),
+        "@task(downstream='zzz')",
+        "task 'a' names downstream 'zzz', which is not a task of Far",
+    ),
+    ErrorCase(
+        "misspelled-callback",
+        HEADER + "class Call(Dag):\n    def __init__(self):\n"
+        "        super().__init__(on_finished_callback='don_my_run')\n\n"
+        "    def done_my_run(self, status, run): ...\n",
+        "on_finished_callback='don_my_run'",
+        "on_finished_callback 'don_my_run' names no method of Call; did you mean 'done_my_run'?",
+    ),
+    ErrorCase(
+        "schedule-in-words",
+        HEADER + "class Words(Dag):\n    def __init__(self):\n"
+        "        super().__init__(schedule='every tuesday at noon')\n",
+        "schedule='every tuesday at noon'",
+        "schedule 'every tuesday at noon' is not one Gust understands: 'every' is not a minute "
+        '(0-59); use five cron fields such as "0 12 * * TUE" (minute hour day month weekday) '
+        "or one of @yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly",
+        expect={"options": {"schedule": "every tuesday at noon", "on_finished_callback": None}},
+    ),
+    ErrorCase(
+        "schedule-shortcut-unknown",
+        HEADER + "SCHEDULE = '@every 5m'\n\n\nclass Every(Dag):\n    def __init__(self):\n"
+        "        super().__init__(SCHEDULE)\n",
+        "super().__init__(SCHEDULE)",
+        "schedule '@every 5m' is not one Gust understands: '@every 5m' is not an @ shortcut "
+        'Gust knows; use five cron fields such as "0 12 * * TUE" (minute hour day month '
+        "weekday) or one of @yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly",
+    ),
+    ErrorCase(
+        "schedule-two-spaces",
+        HEADER + "class Spaced(Dag):\n    def __init__(self):\n"
+        "        super().__init__(schedule='0  12 * * *')\n",
+        "schedule='0  12 * * *'",
+        "schedule '0  12 * * *' is not one Gust understands: it has an empty field (fields are "
+        "split on single spaces: two in a row, or one at either end, make an empty field); use "
+        'five cron fields such as "0 12 * * TUE" (minute hour day month weekday) or one of '
+        "@yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly",
     ),
     ErrorCase(
         "downstream-without-task",
@@ -597,7 +661,7 @@ ERROR_CASES = [
         "callback-naming-no-method",
         "fixture:error_callback",
         'on_finished_callback="on_done"',
-        "on_finished_callback 'on_done' names no method of BadCallback",
+        "on_finished_callback 'on_done' names no method of BadCallback; did you mean 'done'?",
         expect={"options": {"schedule": "@daily", "on_finished_callback": "on_done"}},
     ),
     ErrorCase(
@@ -920,7 +984,8 @@ def test_an_escaped_surrogate_pair_comes_out_as_the_character(tmp_path: Path) ->
     entry = only(entries)
     assert entry["options"]["schedule"] == "\U0001f600"
     assert entry["tasks"]["a"]["downstream"] == ["x\U0001f600"]
-    assert "'x\U0001f600'" in entry["error"]["description"]
+    assert entry["error"]["description"].startswith("schedule '\U0001f600' is not one Gust")
+    assert any("'x\U0001f600'" in message for message in entry["messages"])
     assert "\ufffd" not in json.dumps(entry, ensure_ascii=False)
 
 

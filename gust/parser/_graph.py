@@ -8,10 +8,18 @@ linear in the number of tasks and links.
 
 from __future__ import annotations
 
+from gust.parser._problems import did_you_mean
+
 TYPE_CHECKING = False  # typing is only for the type checker: `gust parse` starts on every edit
 if TYPE_CHECKING:
+    from typing import Final
+
     from gust.parser._classes import Class, Member, Task
     from gust.parser._problems import Problems
+
+#: How many unknown downstream names of one DAG get a "did you mean" (each compares the name
+#: with every task of the DAG).
+MAX_SUGGESTIONS: Final = 20
 
 
 def stages(
@@ -25,12 +33,19 @@ def stages(
     index = {t.name: i for i, t in enumerate(tasks)}
     downstream: list[list[int]] = [[] for _ in range(count)]
     waiting = [0] * count
+    suggestions = MAX_SUGGESTIONS
     for i, task in enumerate(tasks):
         for name in task.downstream:
             j = index.get(name)
             if j is None:
                 member = effective.get(name)
-                hint = f" (line {member.line} defines it without @task)" if member else ""
+                if member is not None:
+                    hint = f" (line {member.line} defines it without @task)"
+                elif suggestions > 0:
+                    suggestions -= 1
+                    hint = did_you_mean(name, index)
+                else:
+                    hint = ""
                 problems.error(
                     task.ref_line,
                     f"task '{task.name}' names downstream {name!r}, which is not a task of "

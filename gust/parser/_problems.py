@@ -10,6 +10,7 @@ import ast
 
 TYPE_CHECKING = False  # typing is only for the type checker: `gust parse` starts on every edit
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from typing import Final
 
 #: How many characters of an expression or a value a message quotes.
@@ -56,3 +57,17 @@ def describe(value: object) -> str:
     if len(text) > SNIPPET_LENGTH:
         text = text[: SNIPPET_LENGTH - 3] + "..."
     return f"{text} ({type(value).__name__})"
+
+
+#: Names longer than this get no "did you mean" (comparing them would cost too much).
+_SUGGEST_LENGTH: Final = 100
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str:
+    """``"; did you mean 'x'?"`` for the closest of ``candidates`` to ``name``, else ``""``."""
+    if len(name) > _SUGGEST_LENGTH:
+        return ""
+    import difflib  # only when a name is misspelled: importing it costs every parse otherwise
+
+    close = difflib.get_close_matches(name, [c for c in candidates if c != name], n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""

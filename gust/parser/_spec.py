@@ -15,7 +15,8 @@ from gust.parser._classes import Task
 from gust.parser._graph import stages as layer_stages
 from gust.parser._limits import MAX_MESSAGE_CHARS, MAX_MESSAGES, MAX_OUTPUT
 from gust.parser._options import OPTION_NAMES, read_options
-from gust.parser._problems import Problems
+from gust.parser._problems import Problems, did_you_mean
+from gust.parser._schedule import ScheduleError, check_schedule
 from gust.parser._scope import DELETED, END
 from gust.protocol import scrub_surrogates
 
@@ -63,9 +64,10 @@ def entries(
     """
     found = []
     budget = module.budget
-    for cls in module.classes:
-        if not cls.is_dag:
-            continue
+    dags = [cls for cls in module.classes if cls.is_dag]
+    if len(dags) > 1:
+        file_messages = [*file_messages, _several(dags)]
+    for cls in dags:
         cost = sum(c.weight for c in cls.mro)
         if budget.output + cost > MAX_OUTPUT:
             found.append(_unlisted(module, cls))
@@ -73,6 +75,17 @@ def entries(
         budget.output += cost
         found.append(_entry(module, cls, file_messages, unlisted))
     return found
+
+
+def _several(dags: list[Class]) -> tuple[int, str]:
+    """The note every entry of a file with several DAG classes gets: Gust takes the first."""
+    first, others = dags[0], [cls.name for cls in dags[1:]]
+    named = ", ".join(others[:5]) + (f" and {len(others) - 5:,} more" if len(others) > 5 else "")
+    return (
+        dags[1].node.lineno,
+        f"this file holds {len(dags):,} Dag classes; Gust uses only the first, {first.name} "
+        f"(line {first.node.lineno}), and ignores {named}",
+    )
 
 
 def _unlisted(module: Module, dag: Class) -> dict[str, Any]:
@@ -154,7 +167,21 @@ def _entry(
                 f"file; it may come from {', '.join(external)}",
             )
         else:
-            problems.error(line, f"on_finished_callback {callback!r} names no method of {dag.name}")
+            methods = (name for name in effective if not name.startswith("__"))
+            problems.error(
+                line,
+                f"on_finished_callback {callback!r} names no method of {dag.name}"
+                + did_you_mean(callback, methods),
+            )
+    schedule = options["schedule"]
+    if schedule is not None:
+        try:
+            check_schedule(schedule)
+        except ScheduleError as exc:
+            shown = repr(schedule if len(schedule) <= 60 else schedule[:57] + "...")
+            problems.error(
+                lines["schedule"], f"schedule {shown} is not one Gust understands: {exc}"
+            )
     error: dict[str, Any] = {}
     messages = problems.messages
     if problems.errors:
