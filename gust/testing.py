@@ -49,6 +49,7 @@ from gust.calls import Session, activate, active_session
 from gust.dag import TASK_ATTR, TaskOptions
 from gust.errors import GustError, HostGoneError
 from gust.harness.answers import CallAnswerer, RunTasks
+from gust.harness.report import RunReport
 from gust.harness.store import (
     Store,
     StoredTask,
@@ -59,7 +60,16 @@ from gust.harness.store import (
 from gust.invoke import call_task, find_callable
 from gust.values import UnsupportedValueError, to_json_value
 
-__all__ = ["Call", "FakeHost", "LogRecord", "ResultError", "fake_host", "stored_value"]
+__all__ = [
+    "Call",
+    "FakeHost",
+    "LogRecord",
+    "ResultError",
+    "assert_run_ok",
+    "build_store",
+    "fake_host",
+    "stored_value",
+]
 
 
 @dataclass(frozen=True)
@@ -328,11 +338,18 @@ class FakeHost:
         return fn, options, task
 
 
-def _merged_store(
+def build_store(
     store: Store | str | os.PathLike[str] | None,
     secrets: Mapping[str, Any] | None,
     runs: Mapping[Any, Any] | None,
 ) -> Store:
+    """One store from a store file (or report), a :class:`~gust.harness.store.Store`, and
+    ``secrets``/``runs`` in the store file's format added on top (their tasks numbered after
+    the file's).
+
+    Raises:
+        StoreError: any part is out of shape (the harness's message).
+    """
     if isinstance(store, Store):
         base = Store(
             secrets=dict(store.secrets),
@@ -387,10 +404,45 @@ def fake_host(
     rid = parse_run_id(run_id)
     if rid is None:
         raise ValueError(f"fake_host: run_id {run_id!r} is not a run id (an integer)")
-    host = FakeHost(_merged_store(store, secrets, runs), rid, {} if environ is None else environ)
+    host = FakeHost(build_store(store, secrets, runs), rid, {} if environ is None else environ)
     previous = active_session()
     activate(host.session)
     try:
         yield host
     finally:
         activate(previous)
+
+
+def _describe_failure(what: str, status: str, error: Mapping[str, Any] | None) -> list[str]:
+    lines = [f"{what}: {status}"]
+    if error:
+        message = error.get("message", "")
+        details = error.get("details")
+        lines.append(f"  {message}" + (f": {error.get('type')}: {details}" if details else ""))
+        for key in ("traceback", "stderr_tail"):
+            text = error.get(key)
+            if isinstance(text, str) and text.strip():
+                lines += ["  " + line for line in text.rstrip().splitlines()[-_TAIL_LINES:]]
+    return lines
+
+
+_TAIL_LINES = 15
+
+
+def assert_run_ok(report: RunReport) -> None:
+    """Raise :class:`AssertionError` saying why, unless the run and its callback succeeded.
+
+    The message names every task that did not succeed with its error, the end of its
+    traceback or stderr, and the harness's warnings, so a failing test shows the cause.
+    """
+    if report.exit_code == 0:
+        return
+    lines = [f"run {report.run_id} of {report.dag} ({report.mod}) ended {report.status}"]
+    for name, task in report.tasks.items():
+        if task.status != "ok":
+            lines += _describe_failure(f"task {name!r}", task.status, task.error)
+        lines += [f"  warning: {w}" for w in task.warnings]
+    callback = report.callback
+    if callback is not None and callback.status != "ok":
+        lines += _describe_failure(f"callback {callback.fn!r}", callback.status, callback.error)
+    raise AssertionError("\n".join(lines))
