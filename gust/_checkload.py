@@ -78,6 +78,12 @@ class _Report:
         message = f"{what}: {exception_type_name(exc)}" + (f": {detail}" if detail else "")
         if elsewhere is not None:
             message += f" (raised at {elsewhere})"
+        temp_dir = os.path.dirname(self.file)
+        if temp_dir + os.sep in detail:
+            message += (
+                f" (Gust runs the file from a copy in {temp_dir}: what sits beside it is not "
+                "there; find files from the working directory, Gust's DAGs folder)"
+            )
         self.add(line, message)
 
 

@@ -267,6 +267,7 @@ def test_code_that_works_beside_the_file_but_not_from_gusts_temp_copy(tmp_path: 
     (folder / "query.sql").write_text("select 1")
     [line] = lines_of(folder)
     assert line.startswith(f"{folder}/reads.py:4: importing the file failed: FileNotFoundError:")
+    assert "(Gust runs the file from a copy in " in line
 
 
 def test_exits_and_crashes_at_import(tmp_path: Path) -> None:
