@@ -41,12 +41,15 @@ __all__ = [
     "Child",
     "FrameReader",
     "FrameTimeout",
+    "OutputTooLargeError",
     "StderrCollector",
     "StdinWriter",
     "become_subreaper",
     "descendants",
     "describe_exit",
+    "kill_descendants",
     "reap_orphans",
+    "run_to_end",
     "spawn",
 ]
 
@@ -135,6 +138,15 @@ def _command(pid: int) -> str:
     return raw.replace(b"\0", b" ").strip().decode("utf-8", "replace")[:120] or "?"
 
 
+def _pgid(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            stat = handle.read()
+        return int(stat[stat.rindex(b")") + 2 :].split()[2])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def _is_zombie(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat", "rb") as handle:
@@ -178,6 +190,30 @@ def reap_orphans() -> None:
             _reap_orphan(pid)
 
 
+def kill_descendants(settle: float = 1.0) -> list[str]:
+    """SIGKILL every live descendant of this process and reap the orphans among them.
+
+    For a host about to exit: whatever its children left behind (even with a cleared
+    environment) goes with it.
+
+    Returns:
+        ``"<pid> <command>"`` of each process killed.
+    """
+    found = [(pid, _command(pid)) for pid in descendants() if not _is_zombie(pid)]
+    for pid, _ in found:
+        _signal_pid(pid, signal.SIGKILL)
+    deadline = time.monotonic() + settle
+    alive = {pid for pid, _ in found}
+    while alive and time.monotonic() < deadline:
+        for pid in list(alive):
+            _reap_orphan(pid)
+            if _is_zombie(pid):
+                alive.discard(pid)
+        if alive:
+            time.sleep(0.02)
+    return [f"{pid} {cmd}" for pid, cmd in found]
+
+
 class Child:
     """A spawned child: its ``Popen``, its process group and its token.
 
@@ -190,6 +226,10 @@ class Child:
         self.proc = proc
         self.token = token
         self._marker = f"{TOKEN_ENV}={token}".encode()
+        #: ``"<pid> <command>"`` of descendants that had left the group and were killed.
+        self.escaped: list[str] = []
+        #: ``"<pid> <command>"`` of descendants that could not be signalled.
+        self.unkillable: list[str] = []
         # The pipes as raw descriptors owned here until a helper takes one (and closes it).
         self._fds: dict[str, int] = {}
         for name in ("stdin", "stdout", "stderr"):
@@ -235,10 +275,19 @@ class Child:
             os.killpg(self.pid, sig)
 
     def kill(self) -> None:
-        """SIGKILL the group and every escaped descendant, now."""
+        """SIGKILL the group and every escaped descendant, now.
+
+        Escaped descendants (in another process group, found by the token) that were killed are
+        added to :attr:`escaped`; those that could not be signalled to :attr:`unkillable`.
+        """
         self.signal_group(signal.SIGKILL)
         for pid in self._marked():
-            _signal_pid(pid, signal.SIGKILL)
+            what = f"{pid} {_command(pid)}"
+            if not _signal_pid(pid, signal.SIGKILL):
+                if what not in self.unkillable:
+                    self.unkillable.append(what)
+            elif _pgid(pid) != self.pid and what not in self.escaped:
+                self.escaped.append(what)
 
     def terminate(self, grace: float) -> str:
         """End the child: SIGTERM to the group, ``grace`` seconds, then SIGKILL; reap the leader.
@@ -339,6 +388,73 @@ def spawn(
     )
     _popen_pids.add(proc.pid)
     return Child(proc, token)
+
+
+def run_to_end(
+    argv: Sequence[str],
+    *,
+    cwd: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float | None = None,
+    max_output: int = protocol.DEFAULT_MAX_FRAME_SIZE,
+) -> tuple[int, bytes, bytes]:
+    """Run ``argv`` with no input and collect its output, like ``subprocess.run``, but in a
+    session of its own that is killed whole on a timeout, an interrupt or any exception.
+
+    Returns:
+        ``(exit status, stdout, the last 64 KiB of stderr)``.
+
+    Raises:
+        OSError: the program cannot be started.
+        TimeoutError: it did not finish within ``timeout`` seconds (it was killed).
+        OutputTooLargeError: it wrote more than ``max_output`` bytes on stdout (it was killed).
+    """
+    child = spawn(argv, cwd=cwd, env=env, stdin=False)
+    out_fd, err_fd = child.take_fd("stdout"), child.take_fd("stderr")
+    out, err = bytearray(), bytearray()
+    deadline = None if timeout is None else time.monotonic() + timeout
+    poller = select.poll()
+    for fd in (out_fd, err_fd):
+        poller.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
+    open_fds = {out_fd, err_fd}
+    try:
+        while open_fds:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise TimeoutError(f"did not finish within {timeout:g} s")
+            for fd, _ in poller.poll(None if remaining is None else int(remaining * 1000) + 1):
+                try:
+                    chunk = os.read(fd, _READ_SIZE)
+                except OSError:
+                    chunk = b""
+                if not chunk:
+                    poller.unregister(fd)
+                    open_fds.discard(fd)
+                elif fd == out_fd:
+                    out += chunk
+                    if len(out) > max_output:
+                        raise OutputTooLargeError(f"wrote more than {max_output} bytes")
+                else:
+                    err += chunk
+                    del err[: max(0, len(err) - 64 * 1024)]
+        code = child.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        if code is None:
+            raise TimeoutError(f"did not exit within {timeout:g} s")
+    except BaseException:
+        child.kill()
+        child.wait()
+        raise
+    finally:
+        for fd in (out_fd, err_fd):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        child.kill_leftovers(settle=0.2)
+        child.close()
+    return code, bytes(out), bytes(err)
+
+
+class OutputTooLargeError(Exception):
+    """A child wrote more output than the host accepts."""
 
 
 class FrameTimeout(Exception):
