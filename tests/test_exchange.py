@@ -169,16 +169,38 @@ def test_notes_are_capped():
 
 
 def test_the_log_book_keeps_the_first_and_last_lines_and_says_how_many_it_left_out():
-    book = LogBook(head=3, tail=2, max_msg=10)
+    book = LogBook(max_lines=6, max_msg=10)
     for i in range(10):
         book.add({"t": float(i), "level": "info", "msg": f"line {i}"})
     book.add({"t": 10.0, "level": "info", "msg": "x" * 25})
     kept = [e["msg"] for e in book.entries()]
     assert kept[:3] == ["line 0", "line 1", "line 2"]
-    assert "6 log lines" in kept[3] and "left out" in kept[3]
-    assert kept[4] == "line 9"
-    assert kept[5].startswith("x" * 10) and "15 more characters" in kept[5]
-    assert len(book) == 5
+    assert "5 log lines (30 characters) left out" in kept[3]
+    assert kept[4:6] == ["line 8", "line 9"]
+    assert kept[6].startswith("x" * 10) and "15 more characters" in kept[6]
+    assert len(book) == 6
+
+
+def test_the_log_book_is_bounded_in_characters_too():
+    book = LogBook(max_lines=1000, max_chars=100, max_msg=30)
+    for i in range(50):
+        book.add({"t": float(i), "level": "info", "msg": f"{i:02d}" + "y" * 18})
+    entries = book.entries()
+    assert sum(len(e["msg"]) for e in entries if e["level"] == "info") <= 100
+    assert entries[0]["msg"].startswith("00") and entries[-1]["msg"].startswith("49")
+    assert book.dropped == 50 - len(book)
+
+
+@given(st.lists(st.text(max_size=40), max_size=200), st.integers(1, 20), st.integers(1, 200))
+def test_the_log_book_keeps_order_and_accounts_for_every_line(msgs, lines, chars):
+    book = LogBook(max_lines=lines, max_chars=chars, max_msg=50)
+    for i, m in enumerate(msgs):
+        book.add({"t": float(i), "level": "info", "msg": m})
+    kept = [e for e in book.entries() if not e["msg"].startswith("[gust harness]")]
+    assert len(kept) + book.dropped == len(msgs)
+    times = [e["t"] for e in kept]
+    assert times == sorted(times)
+    assert len(book) <= max(lines, 2) + 1
 
 
 # -- any sequence ends in exactly one outcome --------------------------------------------------

@@ -184,7 +184,7 @@ class Verdict:
     """How one child ended, all things considered.
 
     Attributes:
-        status: ``ok``, ``error`` or ``timeout``.
+        status: ``ok``, ``error``, ``timeout`` or ``interrupted``.
         value: the task's value when ``ok`` (and when a timed-out task had sent it).
         error: ``None`` when ``ok``; else an object with at least ``message``.
         pid: the pid from ``start``, if any.
@@ -206,43 +206,57 @@ class Verdict:
 class LogBook:
     """The logs a host keeps of one child, bounded in memory.
 
-    The first ``head`` entries and the last ``tail`` entries are kept; each message is cut to
-    ``max_msg`` characters. :meth:`entries` ends with a note saying how much was left out.
+    The first lines are kept until half the budget (``max_lines`` lines or ``max_chars``
+    characters) is spent, then a window of the last lines fills the other half; each message is
+    cut to ``max_msg`` characters. :meth:`entries` puts a note where lines were left out.
     """
 
-    def __init__(self, head: int = 5000, tail: int = 5000, max_msg: int = 64 * 1024) -> None:
+    def __init__(
+        self, max_lines: int = 10_000, max_chars: int = 8 << 20, max_msg: int = 64 * 1024
+    ) -> None:
         self.head: list[dict[str, Any]] = []
-        self.tail: deque[dict[str, Any]] = deque(maxlen=tail)
-        self._head_size = head
+        self.tail: deque[dict[str, Any]] = deque()
+        self._half_lines = max(1, max_lines // 2)
+        self._half_chars = max(1, max_chars // 2)
         self._max_msg = max_msg
+        self._head_chars = 0
+        self._tail_chars = 0
+        self._head_full = False
         self.dropped = 0
         self.dropped_chars = 0
-        self.cut = 0
 
     def add(self, entry: dict[str, Any]) -> dict[str, Any]:
         """Keep ``entry`` (its ``msg`` cut if too long); return what is kept."""
         msg = entry["msg"]
         if len(msg) > self._max_msg:
-            self.cut += 1
             entry = {
                 **entry,
                 "msg": f"{msg[: self._max_msg]}… [{len(msg) - self._max_msg} more characters "
                 "not kept by the host]",
             }
-        if len(self.head) < self._head_size:
-            self.head.append(entry)
-            return entry
-        if len(self.tail) == self.tail.maxlen:
-            self.dropped += 1
-            self.dropped_chars += len(self.tail[0]["msg"])
+        size = len(entry["msg"])
+        if not self._head_full:
+            if len(self.head) < self._half_lines and self._head_chars + size <= self._half_chars:
+                self.head.append(entry)
+                self._head_chars += size
+                return entry
+            self._head_full = True
         self.tail.append(entry)
+        self._tail_chars += size
+        while self.tail and (
+            len(self.tail) > self._half_lines or self._tail_chars > self._half_chars
+        ):
+            gone = self.tail.popleft()
+            self._tail_chars -= len(gone["msg"])
+            self.dropped += 1
+            self.dropped_chars += len(gone["msg"])
         return entry
 
     def entries(self) -> list[dict[str, Any]]:
         """Every kept entry in order, with a note where entries were left out."""
         out = list(self.head)
         if self.dropped:
-            t = self.tail[0]["t"] if self.tail else out[-1]["t"]
+            t = self.tail[0]["t"] if self.tail else (out[-1]["t"] if out else 0.0)
             out.append(
                 {
                     "t": t,
@@ -410,6 +424,7 @@ class Exchange:
         timed_out: float | None = None,
         how: str = "SIGTERM",
         cancelled: bool = False,
+        interrupted: bool = False,
     ) -> Verdict:
         """The verdict once the child has exited (and its stdout ended or was abandoned).
 
@@ -419,6 +434,7 @@ class Exchange:
             timed_out: the timeout in seconds when the host ended it for taking too long.
             how: what the timeout sent (``"SIGTERM"`` or ``"SIGTERM, then SIGKILL"``).
             cancelled: the host killed it on request.
+            interrupted: the host ended it (``how``) because the run was interrupted.
         """
         if self.after_result:
             self._note([], AFTER_RESULT, f"{self.after_result} frame(s) after the result frame")
@@ -436,6 +452,12 @@ class Exchange:
             }
 
         result = self.result
+        if interrupted:
+            out.status = "interrupted"
+            out.error = failure(f"interrupted: its process group got {how}")
+            if result is not None and result.get("ok") is False:
+                out.error["task_error"] = result.get("error")
+            return out
         if timed_out is not None:
             out.status = "timeout"
             out.error = failure(f"timed out after {timed_out:g} s; its process group got {how}")

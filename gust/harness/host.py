@@ -134,7 +134,7 @@ class TaskOutcome:
     """What happened to one child.
 
     Attributes:
-        status: ``ok``, ``error`` or ``timeout``.
+        status: ``ok``, ``error``, ``timeout`` or ``interrupted``.
         value: the task's value when ``ok`` (``None`` otherwise, and for callbacks).
         error: ``None`` when ``ok``; else an object with at least ``message``: the child's own
             ``result`` error, or the harness's account (``exit_code``, ``protocol_error``,
@@ -222,8 +222,9 @@ class TaskProcess:
         self.t0 = t0
         self.mask: Callable[[str], str] = mask if mask is not None else _unmasked
         self._cancel = threading.Event()
+        self._stop = threading.Event()
         self._child: _process.Child | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
 
     # -- control from other threads --
 
@@ -233,6 +234,11 @@ class TaskProcess:
         with self._lock:
             if self._child is not None:
                 self._child.kill()
+
+    def stop(self) -> None:
+        """End the child as a timeout does (SIGTERM now, SIGKILL after ``grace``); from any
+        thread. The outcome is ``interrupted``."""
+        self._stop.set()
 
     # -- running --
 
@@ -261,13 +267,14 @@ class _Attempt:
         self.started = time.monotonic()
         self.t0 = self.started if owner.t0 is None else owner.t0
         self.timed_out = False
+        self.stopped = False
         self.hard_killed = False
         self.cancelled = False
 
     def execute(self) -> TaskOutcome:
         owner = self.owner
         with owner._lock:
-            if owner._cancel.is_set():
+            if owner._cancel.is_set() or owner._stop.is_set():
                 return self._fail_to_start("cancelled before it started")
             try:
                 child = _process.spawn(owner.argv, cwd=owner.cwd, env=owner.env)
@@ -289,7 +296,13 @@ class _Attempt:
         try:
             self._serve(child, reader, writer)
         finally:
-            if child.poll() is None or self.timed_out or self.cancelled or self.exchange.violation:
+            if (
+                child.poll() is None
+                or self.timed_out
+                or self.stopped
+                or self.cancelled
+                or self.exchange.violation
+            ):
                 child.kill()  # whatever is left of a group we gave up on goes
             child.wait()
             with owner._lock:
@@ -326,6 +339,13 @@ class _Attempt:
 
     def _leftovers(self, child: _process.Child) -> None:
         killed, survivors = child.kill_leftovers()
+        if child.escaped:
+            self.exchange.note(
+                f"{len(child.escaped)} process(es) it started had left its process group "
+                f"(setsid, a daemon) and were killed with it: {'; '.join(child.escaped[:5])}",
+                "escaped",
+            )
+        survivors += [s for s in child.unkillable if s not in survivors]
         if killed:
             self.exchange.note(
                 f"{len(killed)} process(es) it started were still running after it ended and "
@@ -351,16 +371,18 @@ class _Attempt:
             now = time.monotonic()
             if owner._cancel.is_set() and not self.cancelled:
                 self.cancelled = True
+                self.hard_killed = self.stopped  # a stop escalated: SIGTERM, then SIGKILL
                 child.kill()
-            if deadline is not None and now >= deadline and not self.timed_out:
-                self.timed_out = True
+            ending = None if kill_at is not None else self._ending(now, deadline)
+            if ending is not None:
+                setattr(self, ending, True)
                 child.signal_group(signal.SIGTERM)
                 kill_at = now + owner.grace
             if kill_at is not None and now >= kill_at and not self.hard_killed:
                 self.hard_killed = True
                 child.kill()
             wait = _POLL
-            for moment in (deadline if not self.timed_out else None, kill_at):
+            for moment in (deadline if kill_at is None else None, kill_at):
                 if moment is not None and not self.hard_killed:
                     wait = max(0.0, min(wait, moment - now))
             if not reading:
@@ -387,6 +409,14 @@ class _Attempt:
                     child.kill()
                     reading = False
                     self._end_of_output(reader)
+
+    def _ending(self, now: float, deadline: float | None) -> str | None:
+        """Which graceful ending starts now: ``"stopped"``, ``"timed_out"`` or none."""
+        if self.owner._stop.is_set():
+            return "stopped"
+        if deadline is not None and now >= deadline:
+            return "timed_out"
+        return None
 
     def _end_of_output(self, reader: _process.FrameReader) -> None:
         if self.exchange.violation is not None:
@@ -464,6 +494,7 @@ class _Attempt:
             timed_out=owner.timeout if self.timed_out else None,
             how="SIGTERM, then SIGKILL" if self.hard_killed else "SIGTERM",
             cancelled=self.cancelled,
+            interrupted=self.stopped,
         )
         return TaskOutcome(
             status=verdict.status,
