@@ -166,7 +166,7 @@ def test_human_view_colours_and_live_line_on_a_terminal() -> None:
 def test_run_plan_refuses_bad_options() -> None:
     plan = parse_dag_file(str(DAGS / "hello_world.py"), default_gust_cmd())
     for kwargs, word in [
-        ({"retries": 0}, "retries"),
+        ({"retries": -1}, "retries"),
         ({"max_parallel": 0}, "max-parallel"),
         ({"timeout": -1.0}, "timeout"),
         ({"backoff": float("nan")}, "backoff"),

@@ -17,13 +17,17 @@ warning in the task's report so the DAG author learns about it before production
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from gust import protocol
-from gust.harness.store import Store, parse_run_id
+from gust.harness.store import ENV_SECRET_PREFIX, Store, parse_run_id
+from gust.masking import SecretMasker
 
 __all__ = ["Answer", "CallAnswerer", "RunTasks"]
 
@@ -92,6 +96,25 @@ class CallAnswerer:
         self.run_id = run_id
         self.run_tasks = run_tasks
         self.environ = environ
+        #: Every secret this host knows, masked in whatever the harness keeps or shows.
+        self.masker = SecretMasker()
+        for secret in store.secrets.values():
+            self._register(secret.value)
+        env = os.environ if environ is None else environ
+        for key, value in env.items():
+            if key.startswith(ENV_SECRET_PREFIX):
+                self._register(value)
+
+    def _register(self, value: Any) -> None:
+        self.masker.register(value)
+        if isinstance(value, str) and value.lstrip().startswith(("{", "[")):
+            # JSON text: its leaves are what a task logs after json.loads.
+            with contextlib.suppress(ValueError, RecursionError):
+                self.masker.register(json.loads(value))
+
+    def mask(self, text: str) -> str:
+        """``text`` with every known secret value replaced by ``***``."""
+        return self.masker.mask(text)
 
     def __call__(self, frame: Mapping[str, Any]) -> Answer:
         """Answer one ``call`` frame."""
@@ -124,6 +147,7 @@ class CallAnswerer:
         secret = self.store.secret(name, self.environ) if isinstance(name, str) else None
         if secret is None:
             return Answer(protocol.reply_error("secret_not_found"))
+        self._register(secret.value)
         return Answer(protocol.reply_ok(secret.reply_data()))
 
     def _task(self, name: Any, raw_run_id: Any) -> Answer:

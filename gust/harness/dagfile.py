@@ -18,13 +18,12 @@ import contextlib
 import json
 import os
 import secrets
-import signal
-import subprocess
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from gust import _process
 from gust.harness.errors import DagFileError, UsageError
 
 __all__ = ["PARSE_TIMEOUT", "DagPlan", "TaskSpec", "compute_stages", "parse_dag_file", "temp_copy"]
@@ -99,25 +98,14 @@ def compute_stages(tasks: Mapping[str, TaskSpec]) -> tuple[tuple[str, ...], ...]
 def _run_parse(argv: list[str], folder: str, timeout: float) -> tuple[int, str, str]:
     env = dict(os.environ, UV_WORKING_DIR=folder)
     try:
-        proc = subprocess.Popen(
-            argv,
-            cwd=folder,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
+        code, out, err = _process.run_to_end(argv, cwd=folder, env=env, timeout=timeout)
     except OSError as exc:
         raise UsageError(f"--gust-cmd: cannot start {argv[0]!r}: {exc}") from None
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
+    except TimeoutError:
         raise DagFileError(f"`{' '.join(argv)}` did not finish within {timeout:g} s") from None
-    return proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+    except _process.OutputTooLargeError as exc:
+        raise DagFileError(f"`{' '.join(argv)}` {exc} on stdout; killed") from None
+    return code, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
 
 
 def _tail(text: str, lines: int = 15) -> str:

@@ -2,16 +2,20 @@
 
 The JSON form is the report of ``--report FILE`` and ``--json``::
 
-    {"dag": "<file stem>", "mod": "<class>", "file": "<path>", "run_id": 1, "status": "ok",
-     "duration_s": 0.42,
-     "tasks": {"<name>": {"status": "ok" | "error" | "timeout" | "upstream_failed",
+    {"dag": "<file stem>", "mod": "<class>", "file": "<path>", "run_id": 1,
+     "status": "ok" | "error" | "callback_failed" | "interrupted", "duration_s": 0.42,
+     "tasks": {"<name>": {"status": "ok" | "error" | "timeout" | "upstream_failed"
+                                    | "interrupted",
                           "attempts": 1, "duration_s": 0.2, "value": ..., "error": null | {...},
                           "logs": [{"t": 0.05, "level": "info", "msg": "...", "attempt": 1}],
-                          "exit_code": 0, "warnings": []}},
+                          "exit_code": 0, "warnings": [], "retry_delays": []}},
      "callback": null | {"fn": "...", "run_status": "ok", "status": "ok", ...}}
 
 ``error`` is ``null`` or an object with at least ``message``; ``t`` counts seconds from the start
-of the run; ``warnings`` says where Gust would behave differently. Keys are only ever added.
+of the run; ``warnings`` says where Gust would behave differently; ``retry_delays`` lists the
+seconds waited before each retry. The run's ``status`` is ``callback_failed`` when every task
+succeeded but the callback failed, and ``interrupted`` when the run was stopped (its tasks that
+did not finish are ``interrupted`` too). Keys are only ever added.
 """
 
 from __future__ import annotations
@@ -25,7 +29,9 @@ from gust import protocol
 __all__ = ["CallbackReport", "RunReport", "TaskReport"]
 
 #: Task statuses in a report.
-TASK_STATUSES = ("ok", "error", "timeout", "upstream_failed")
+TASK_STATUSES = ("ok", "error", "timeout", "upstream_failed", "interrupted")
+#: Run statuses in a report.
+RUN_STATUSES = ("ok", "error", "callback_failed", "interrupted")
 
 
 @dataclass
@@ -41,6 +47,8 @@ class TaskReport:
     logs: list[dict[str, Any]] = field(default_factory=list)
     exit_code: int | None = None
     warnings: list[str] = field(default_factory=list)
+    #: Seconds waited before each retry, in order.
+    retry_delays: list[float] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         """The task's entry in the report JSON."""
@@ -53,6 +61,7 @@ class TaskReport:
             "logs": self.logs,
             "exit_code": self.exit_code,
             "warnings": self.warnings,
+            "retry_delays": self.retry_delays,
         }
 
 
@@ -99,7 +108,10 @@ class RunReport:
 
     @property
     def exit_code(self) -> int:
-        """0 when the run and its callback succeeded, else 1 (the harness's exit status)."""
+        """The harness's exit status: 0 when the run and its callback succeeded, 130 when it
+        was interrupted, else 1."""
+        if self.status == "interrupted":
+            return 130
         failed = self.status != "ok" or (self.callback is not None and self.callback.status != "ok")
         return 1 if failed else 0
 

@@ -49,15 +49,27 @@ _STATUS_STYLE: Final = {
     "error": "red",
     "timeout": "magenta",
     "upstream_failed": "yellow",
+    "interrupted": "magenta",
+    "callback_failed": "red",
 }
-_MARKS: Final = {"ok": "✓", "error": "✗", "timeout": "⏱", "upstream_failed": "↷", "start": "▶"}
+_MARKS: Final = {
+    "ok": "✓",
+    "error": "✗",
+    "timeout": "⏱",
+    "upstream_failed": "↷",
+    "interrupted": "■",
+    "start": "▶",
+}
 _ASCII_MARKS: Final = {
     "ok": "+",
     "error": "x",
     "timeout": "T",
     "upstream_failed": "~",
+    "interrupted": "#",
     "start": ">",
 }
+#: How the summary line words a run's status.
+_RUN_STATUS_TEXT: Final = {"callback_failed": "ok, callback failed"}
 _CELL: Final = 60
 
 
@@ -112,9 +124,8 @@ def format_summary(report: RunReport) -> list[str]:
         for row in rows
     ]
     lines = [line.rstrip() for line in lines]
-    lines.append(
-        f"run {report.run_id} of {report.dag}: {report.status} in {_duration(report.duration_s)}"
-    )
+    status = _RUN_STATUS_TEXT.get(report.status, report.status)
+    lines.append(f"run {report.run_id} of {report.dag}: {status} in {_duration(report.duration_s)}")
     return lines
 
 
@@ -284,6 +295,16 @@ class HumanView(RunObserver):
             lines.append(self._paint(f"{pad}{kind}: {_one_line(details, 200)}", "red"))
         # No stderr tail here: every stderr line was shown as it came ("name ! line").
         return lines
+
+    def run_interrupted(self, hard: bool, grace: float) -> None:
+        if hard:
+            text = "interrupted again: killing every running task now"
+        else:
+            text = (
+                f"interrupted: stopping the running tasks (SIGTERM, then SIGKILL after "
+                f"{grace:g}s); interrupt again to kill them at once"
+            )
+        self._emit(self._paint(text, "magenta"))
 
     def callback_started(self, fn: str, status: str) -> None:
         with self._lock:
