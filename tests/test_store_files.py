@@ -49,7 +49,7 @@ def refused(tmp_path: Path, text: str) -> str:
     assert proc.stdout == ""  # nothing ran
     lines = proc.stderr.splitlines()
     assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith(f"gust.harness: store {store}")
+    assert lines[0].startswith(f"Error: store {store}")  # the harness CLI's usage-error form
     assert "Traceback" not in proc.stderr
     return lines[0]
 
