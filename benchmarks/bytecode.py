@@ -1,10 +1,10 @@
 """What compiled bytecode is worth to a task's start-up, as an operator's DAGs folder sees it.
 
-Run ``uv run python benchmarks/bytecode.py [--repeat N] [--json FILE]``. It builds two DAGs
-projects in a temp dir the way an operator would (a ``pyproject.toml`` depending on ``gust-py``,
-here this checkout by path, installed as a wheel), one synced with ``uv sync
---compile-bytecode`` and one with a plain ``uv sync``, and times side by side, round-robin, the
-median wall time from spawn to exit of:
+Run ``uv run python benchmarks/bytecode.py [--repeat N] [--json FILE]``. It builds DAGs projects
+in a temp dir the way an operator would (a ``pyproject.toml`` depending on ``gust-py``, here this
+checkout by path, installed as a wheel), one synced with ``uv sync --compile-bytecode`` and two
+with a plain ``uv sync``, and times side by side, round-robin, the median wall time from spawn
+to exit of:
 
 * ``python -c pass`` with the project's interpreter (the floor);
 * ``gust task run`` of a trivial task, started as the venv's ``gust`` script:
@@ -144,17 +144,19 @@ def _time(variant: Variant) -> float:
 
 
 def measure(repeat: int, root: Path) -> dict[str, object]:
-    """Build both projects under ``root`` and time every variant ``repeat`` times."""
+    """Build the projects under ``root`` and time every variant ``repeat`` times, round-robin."""
     base_env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "UV_"))}
     base_env.pop("PYTHONDONTWRITEBYTECODE", None)
+    never = dict(base_env, PYTHONDONTWRITEBYTECODE="1")
     sync_compiled = _project(root, "compiled", True, base_env)
     sync_plain = _project(root, "plain", False, base_env)
-    compiled, plain = root / "compiled", root / "plain"
+    _project(root, "warm", False, base_env)
+    compiled, plain, warm = root / "compiled", root / "plain", root / "warm"
     site_compiled = _site_packages(compiled / ".venv")
     site_plain = _site_packages(plain / ".venv")
+    site_warm = _site_packages(warm / ".venv")
     if not _has_cache(site_compiled):
         raise BenchmarkError("uv sync --compile-bytecode left no bytecode for gust")
-    _clear_caches(site_plain)  # a plain sync writes none; make sure of it
 
     def task_argv(gust: list[str], project: Path) -> list[str]:
         return [
@@ -171,7 +173,10 @@ def measure(repeat: int, root: Path) -> dict[str, object]:
             '{"run_id": 1}',
         ]
 
-    never = dict(base_env, PYTHONDONTWRITEBYTECODE="1")
+    def script(project: Path) -> list[str]:
+        return [str(project / ".venv" / "bin" / "gust")]
+
+    uv_gust = [_uv(), "run", "gust"]
     variants = [
         Variant(
             "python -c pass",
@@ -182,61 +187,57 @@ def measure(repeat: int, root: Path) -> dict[str, object]:
         ),
         Variant(
             "gust task run, compiled at install",
-            task_argv([str(compiled / ".venv/bin/gust")], compiled),
+            task_argv(script(compiled), compiled),
             never,
             compiled,
         ),
         Variant(
             "gust task run, not compiled: first start (writes the cache)",
-            task_argv([str(plain / ".venv/bin/gust")], plain),
+            task_argv(script(plain), plain),
             base_env,
             plain,
             clear_cache=site_plain,
         ),
         Variant(
             "gust task run, not compiled, PYTHONDONTWRITEBYTECODE=1",
-            task_argv([str(plain / ".venv/bin/gust")], plain),
+            task_argv(script(plain), plain),
             never,
             plain,
             clear_cache=site_plain,
         ),
         Variant(
+            "gust task run, not compiled, cache written by a first start",
+            task_argv(script(warm), warm),
+            never,
+            warm,
+        ),
+        Variant(
             "uv run gust task run, compiled at install",
-            task_argv([_uv(), "run", "gust"], compiled),
+            task_argv(uv_gust, compiled),
             never,
             compiled,
         ),
         Variant(
             "uv run gust task run, not compiled, PYTHONDONTWRITEBYTECODE=1",
-            task_argv([_uv(), "run", "gust"], plain),
+            task_argv(uv_gust, plain),
             never,
             plain,
             clear_cache=site_plain,
         ),
     ]
-    # Once the first start has written the cache, later starts read it: timed last, with the
-    # cache a plain run leaves behind.
-    warm = Variant(
-        "gust task run, not compiled, cache written by a first start",
-        task_argv([str(plain / ".venv/bin/gust")], plain),
-        never,
-        plain,
-    )
+    _clear_caches(site_warm)
+    _time(Variant("the first start", task_argv(script(warm), warm), base_env, warm))
+    if not _has_cache(site_warm):
+        raise BenchmarkError("a first start without PYTHONDONTWRITEBYTECODE wrote no cache")
     for variant in variants:  # warm-up: the OS file cache, uv's own
         _time(variant)
-    times: dict[str, list[float]] = {v.label: [] for v in [*variants, warm]}
+    times: dict[str, list[float]] = {v.label: [] for v in variants}
     for _ in range(repeat):
         for variant in variants:
             times[variant.label].append(_time(variant))
-    _time(Variant("write the cache", warm.argv, base_env, plain))
-    if not _has_cache(site_plain):
-        raise BenchmarkError("a first start without PYTHONDONTWRITEBYTECODE wrote no cache")
-    for _ in range(repeat):
-        times[warm.label].append(_time(warm))
-    order = [variants[0], variants[1], variants[2], variants[3], warm, variants[4], variants[5]]
     bare = statistics.median(times["python -c pass"])
     rows = []
-    for variant in order:
+    for variant in variants:
         ms = statistics.median(times[variant.label]) * 1000
         rows.append(
             {

@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from gust.check import check_paths
 from gust.parser import parse_file
@@ -582,3 +584,24 @@ def test_the_check_command_stays_off_the_fast_path() -> None:
     from gust._entry import plan
 
     assert plan(["check", "dags"]) is None  # click handles it; the fast path knows 3 commands
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    source=st.text(max_size=300)
+    | st.sampled_from(
+        ["from gust import Dag\nclass D(Dag):\n    @task(\n", "class D(gust.Dag): pass\n"]
+    ).flatmap(lambda head: st.text(max_size=80).map(lambda tail: head + tail))
+)
+def test_any_file_gives_problems_never_a_crash(
+    tmp_path_factory: pytest.TempPathFactory, source: str
+) -> None:
+    folder = tmp_path_factory.mktemp("fuzz")
+    (folder / "any.py").write_text(source, encoding="utf-8", errors="surrogatepass")
+    result = check_paths([str(folder)], load=False)
+    assert result.checked + result.skipped == [str(folder / "any.py")]
+    assert all(
+        str(p).startswith(f"{folder}/any.py:") and "\n" not in p.message for p in result.problems
+    )

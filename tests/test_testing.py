@@ -20,6 +20,8 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import gust
 from gust import Dag, get_secret_by_name, get_task_by_name_run, log, task
@@ -408,3 +410,33 @@ def test_importing_gust_testing_leaves_the_task_path_alone() -> None:
     code = "import sys, gust.testing; print('click' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+_leaves = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text()
+    | st.decimals()
+    | st.dates()
+    | st.datetimes()
+)
+_values = st.recursive(
+    _leaves,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.tuples(inner, inner)
+        | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(value=_values)
+def test_stored_values_are_plain_json_and_stable(value: Any) -> None:
+    seen: list[str] = []
+    stored = stored_value(value, warn=seen.append)
+    assert json.loads(json.dumps(stored, allow_nan=False)) == stored  # strict JSON, as stored
+    assert stored_value(stored, warn=seen.append) == stored  # storing again changes nothing
