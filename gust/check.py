@@ -306,6 +306,15 @@ def check_paths(
     return result
 
 
+def _write_line(out: TextIO, text: str) -> None:
+    # A file name that is not valid UTF-8 reaches us with surrogates; a strict stream cannot
+    # print them, so they are shown escaped rather than lost with the rest of the report.
+    try:
+        out.write(text + "\n")
+    except UnicodeEncodeError:
+        out.write(text.encode("utf-8", "backslashreplace").decode("utf-8") + "\n")
+
+
 def main(
     paths: Sequence[str],
     *,
@@ -323,7 +332,7 @@ def main(
         out.write(json.dumps(result.to_json(), indent=2) + "\n")
     else:
         for problem in result.problems:
-            out.write(f"{problem}\n")
+            _write_line(out, str(problem))
         files = len(result.checked)
         noun = "DAG file" if files == 1 else "DAG files"
         if result.problems:

@@ -605,3 +605,21 @@ def test_any_file_gives_problems_never_a_crash(
     assert all(
         str(p).startswith(f"{folder}/any.py:") and "\n" not in p.message for p in result.problems
     )
+
+
+def test_a_file_name_that_is_not_utf8_is_still_reported(tmp_path: Path) -> None:
+    folder = os.fsencode(tmp_path)
+    with open(os.path.join(folder, b"caf\xe9.py"), "w") as handle:
+        handle.write("from gust import Dag, task\nimport nope_mod\nclass D(Dag):\n    pass\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "gust", "check", "."],
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=120,
+        env={**os.environ, "PYTHONIOENCODING": "utf-8"},
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stdout == (
+        b"caf\\udce9.py:2: importing the file failed: ModuleNotFoundError: No module named "
+        b"'nope_mod'\n"
+    )
