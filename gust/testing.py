@@ -160,6 +160,13 @@ class _HostChannel(Channel):
 
     def _write_all(self, data: bytes) -> None:
         # Called under the channel's write lock: one frame at a time, whole.
+        size = len(data) - protocol.HEADER_SIZE
+        if size > self._host.max_frame_size:
+            # The harness stops reading and kills the task on such a frame (``oversize``).
+            raise HostGoneError(
+                f"fake_host: a frame of {size} bytes is over the host's limit of "
+                f"{self._host.max_frame_size} bytes; the harness ends the task here (oversize)"
+            )
         reply = self._host._receive(protocol.decode_payload(data[protocol.HEADER_SIZE :]))
         if reply is not None:
             self._replies.append(protocol.encode_frame(reply))
@@ -179,6 +186,7 @@ class FakeHost:
 
     Attributes:
         run_id: the run the block plays (``ctx["run_id"]`` of :meth:`run`).
+        max_frame_size: the largest frame accepted from the task.
         store: secrets and earlier runs (:meth:`add_secret` and :meth:`add_result` add to it).
         logs: every log line, in order.
         calls: every call, in order, with its reply.
@@ -188,8 +196,15 @@ class FakeHost:
             the task has asked for).
     """
 
-    def __init__(self, store: Store, run_id: int, environ: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        run_id: int,
+        environ: Mapping[str, str],
+        max_frame_size: int = protocol.DEFAULT_MAX_FRAME_SIZE,
+    ) -> None:
         self.run_id = run_id
+        self.max_frame_size = max_frame_size
         self.store = store
         self.logs: list[LogRecord] = []
         self.calls: list[Call] = []
@@ -380,6 +395,7 @@ def fake_host(
     store: Store | str | os.PathLike[str] | None = None,
     run_id: int = 1,
     environ: Mapping[str, str] | None = None,
+    max_frame_size: int = protocol.DEFAULT_MAX_FRAME_SIZE,
 ) -> Iterator[FakeHost]:
     """Answer ``log``, ``get_secret_by_name`` and ``get_task_by_name_run`` in this process.
 
@@ -393,6 +409,9 @@ def fake_host(
         environ: where ``GUST_SECRET_<NAME>`` is looked up for secrets the store lacks; by
             default nowhere, so a developer's shell cannot change a test's outcome (pass
             ``os.environ`` to do what the harness does).
+        max_frame_size: the largest frame accepted from the task, as the harness's
+            ``--max-frame-size`` (64 MiB): a larger one raises
+            :class:`~gust.errors.HostGoneError` where the harness would end the task.
 
     Yields:
         The :class:`FakeHost`: what the task sent (``logs``, ``calls``) and what it will be
@@ -404,7 +423,12 @@ def fake_host(
     rid = parse_run_id(run_id)
     if rid is None:
         raise ValueError(f"fake_host: run_id {run_id!r} is not a run id (an integer)")
-    host = FakeHost(build_store(store, secrets, runs), rid, {} if environ is None else environ)
+    host = FakeHost(
+        build_store(store, secrets, runs),
+        rid,
+        {} if environ is None else environ,
+        max_frame_size,
+    )
     previous = active_session()
     activate(host.session)
     try:

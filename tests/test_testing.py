@@ -440,3 +440,11 @@ def test_stored_values_are_plain_json_and_stable(value: Any) -> None:
     stored = stored_value(value, warn=seen.append)
     assert json.loads(json.dumps(stored, allow_nan=False)) == stored  # strict JSON, as stored
     assert stored_value(stored, warn=seen.append) == stored  # storing again changes nothing
+
+
+def test_a_frame_over_the_hosts_limit_ends_the_task_as_the_harness_would() -> None:
+    with fake_host(max_frame_size=200) as host:
+        log("fits")
+        with pytest.raises(gust.HostGoneError, match="over the host's limit of 200 bytes"):
+            log("x" * 300)
+    assert [r.msg for r in host.logs] == ["fits"]
