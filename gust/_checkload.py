@@ -188,6 +188,7 @@ def run(request: dict[str, Any]) -> list[dict[str, Any]]:
 
 def main() -> None:
     """Read the request, do the work, write the answer, and leave at once."""
+    pid = os.getpid()
     answer_fd = os.dup(1)
     os.dup2(2, 1)  # the user's prints go to stderr
     request = json.loads(sys.stdin.read())
@@ -199,6 +200,8 @@ def main() -> None:
     sys.dont_write_bytecode = True  # no cache files for the temp copy
     secure_sys_path()
     problems = run(request)
+    if os.getpid() != pid:
+        os._exit(0)  # a process the module forked came back here: only the loader answers
     faulthandler.cancel_dump_traceback_later()
     data = json.dumps({"problems": problems}, ensure_ascii=True).encode("ascii")
     view = memoryview(data)

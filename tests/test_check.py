@@ -623,3 +623,27 @@ def test_a_file_name_that_is_not_utf8_is_still_reported(tmp_path: Path) -> None:
         b"caf\\udce9.py:2: importing the file failed: ModuleNotFoundError: No module named "
         b"'nope_mod'\n"
     )
+
+
+def test_a_module_that_forks_at_import_gets_one_answer(tmp_path: Path) -> None:
+    folder = dags(
+        tmp_path,
+        forks="""\
+        import os
+        import time
+        from gust import Dag, task
+
+        CHILD = os.fork()  # the child goes on importing, as a careless module's would
+        if CHILD:
+            time.sleep(1)  # the forked child gets through the whole check first
+
+
+        class D(Dag):
+            @task(downstream="b")
+            def a(self, ctx): ...
+
+            @task
+            def b(self, ctx): ...
+        """,
+    )
+    assert lines_of(folder) == []
