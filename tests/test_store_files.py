@@ -223,3 +223,25 @@ def test_malformed_reports_are_refused(tmp_path: Path, change: dict, expected: s
     path.write_text(json.dumps({**base, "tasks": {}, **change}))
     with pytest.raises(StoreError, match=expected.replace("[", r"\[").replace("]", r"\]")):
         load_store(path)
+
+
+def test_tasks_a_report_never_started_are_not_in_the_store(tmp_path: Path) -> None:
+    report = {
+        "dag": "pipeline",
+        "mod": "Pipeline",
+        "file": str(write_dag(tmp_path)),
+        "run_id": 4,
+        "tasks": {
+            "extract": {"status": "ok", "attempts": 1, "value": {"rows": 1}},
+            "scratch": {"status": "interrupted", "attempts": 1, "value": None},
+            "broken": {"status": "interrupted", "attempts": 0, "value": None},
+            "report": {"status": "upstream_failed", "attempts": 0, "value": None},
+        },
+    }
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps(report))
+    store = load_store(path)
+    assert {name: t.result for name, t in store.runs[4].items()} == {
+        "extract": {"rows": 1},
+        "scratch": {},  # it ran, and was interrupted: a task without a saved result
+    }

@@ -19,7 +19,8 @@ A previous run's report (``python -m gust.harness ... --json`` or ``--report FIL
 too: its run, with each task that started, so a ``--task`` run can read its upstream results
 from a real run. As in that run, a task's result is what it returned when it succeeded and
 saves its result (``save=True``, read from the report's DAG file with ``gust parse``'s parser),
-and ``{}`` otherwise; tasks that never started (``upstream_failed``) are not there. A report has
+and ``{}`` otherwise; tasks that never started (no attempt: ``upstream_failed``, or interrupted
+before they started) are not there. A report has
 no secrets: they come from ``GUST_SECRET_<NAME>``.
 
 Gust hands tasks database ids; the harness makes them up: a store secret or stored task is
@@ -448,8 +449,14 @@ class _Checker:
         saved = _saved_tasks(self, data["file"], data["mod"])
         tasks: dict[str, StoredTask] = {}
         for name, entry in raw.items():
-            if entry["status"] == "upstream_failed":
-                continue  # never started: Gust has no such task in the run
+            attempts = entry.get("attempts")
+            started = (
+                attempts >= 1
+                if isinstance(attempts, int) and not isinstance(attempts, bool)
+                else entry["status"] != "upstream_failed"
+            )
+            if not started:
+                continue  # upstream_failed, or the run was interrupted first: Gust has no task
             value = entry.get("value")
             kept = value if entry["status"] == "ok" and name in saved else {}
             if not isinstance(kept, dict):
