@@ -35,7 +35,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Final, TextIO
 
-__all__ = ["DEFAULT_TIMEOUT", "CheckResult", "Problem", "check_paths", "find_dag_files", "main"]
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "CheckResult",
+    "DagFile",
+    "Problem",
+    "check_paths",
+    "find_dag_files",
+    "main",
+]
 
 #: Seconds a file may take to import (and its DAG classes to be created).
 DEFAULT_TIMEOUT: Final = 60.0
@@ -90,16 +98,19 @@ class CheckResult:
 
 
 @dataclass(frozen=True)
-class _Target:
-    shown: str  # the path as the user will read it
-    path: str  # absolute
-    folder: str  # the DAGs folder: the children's working directory
+class DagFile:
+    """A file to check: ``shown`` as the user will read it, its absolute ``path``, and the DAGs
+    ``folder`` it belongs to (the working directory of its import)."""
+
+    shown: str
+    path: str
+    folder: str
 
 
-def find_dag_files(paths: Sequence[str]) -> tuple[list[_Target], list[Problem]]:
+def find_dag_files(paths: Sequence[str]) -> tuple[list[DagFile], list[Problem]]:
     """The files to check under ``paths``, and a problem for each path that is neither a file
     nor a folder."""
-    targets: list[_Target] = []
+    targets: list[DagFile] = []
     problems: list[Problem] = []
     seen: set[str] = set()
     for given in paths:
@@ -126,7 +137,7 @@ def find_dag_files(paths: Sequence[str]) -> tuple[list[_Target], list[Problem]]:
         for shown, path in found:
             if path not in seen:
                 seen.add(path)
-                targets.append(_Target(shown, path, folder))
+                targets.append(DagFile(shown, path, folder))
     return targets, problems
 
 
@@ -135,7 +146,7 @@ def _class_line(source: str, name: str) -> int:
     return source.count("\n", 0, match.start()) + 1 if match else 0
 
 
-def _parse_problems(target: _Target, entries: list[dict[str, Any]]) -> list[Problem]:
+def _parse_problems(target: DagFile, entries: list[dict[str, Any]]) -> list[Problem]:
     found: list[Problem] = []
 
     def add(line: int, message: str) -> None:
@@ -186,7 +197,7 @@ def _last_line(text: str) -> str:
 
 
 def _import_problems(
-    target: _Target, entries: list[dict[str, Any]], timeout: float
+    target: DagFile, entries: list[dict[str, Any]], timeout: float
 ) -> list[Problem]:
     from gust.harness.dagfile import temp_copy  # the copy Gust runs tasks from
     from gust.harness.errors import DagFileError
@@ -265,7 +276,7 @@ def _run_child(request: str, folder: str, timeout: float) -> tuple[int | None, s
         )
 
 
-def _check_file(target: _Target, load: bool, timeout: float) -> tuple[bool, list[Problem]]:
+def _check_file(target: DagFile, load: bool, timeout: float) -> tuple[bool, list[Problem]]:
     """Whether ``target`` is a DAG file, and its problems."""
     from gust.parser import parse_file
 
