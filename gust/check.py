@@ -16,17 +16,18 @@ file, or a folder whose ``.py`` files are taken the way Gust takes the files of 
    runs in the checker's own process.
 
 Each problem is one line, ``file:line: message`` (line 0 when no line applies), and the result
-says 0 when there are none, 1 otherwise. Children run in parallel (one per CPU), each in its own
-process group, killed with whatever it started when it is done or after ``timeout`` seconds.
+says 0 when there are none, 1 otherwise. Children run in parallel (one per CPU), each in a
+session of its own, killed with whatever it started when it is done or after ``timeout``
+seconds; :func:`main`, the command line, also makes its process the reaper of orphans, so that
+daemons a module starts at import (``setsid``, double forks) are found and killed too.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
-import signal
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -49,6 +50,9 @@ __all__ = [
 DEFAULT_TIMEOUT: Final = 60.0
 # Seconds past the child's own faulthandler deadline before the parent kills it.
 _KILL_AFTER: Final = 5.0
+# What is kept of a child's stderr (its end holds a faulthandler dump), and of its answer.
+_STDERR_TAIL: Final = 64 * 1024
+_MAX_ANSWER: Final = 16 * 1024 * 1024
 _MESSAGE_LINE = re.compile(r"line (\d+): (?:also an error: )?(.*)", re.S)
 
 
@@ -241,14 +245,20 @@ def _import_problems(
 
 
 def _run_child(request: str, folder: str, timeout: float) -> tuple[int | None, str, str]:
-    """Run the loader child; its exit status (``None`` when killed at the deadline), stdout
-    and stderr. Temp files rather than pipes: a process the module left behind holding them
-    cannot keep the check waiting."""
-    with (
-        tempfile.TemporaryFile() as stdin,
-        tempfile.TemporaryFile() as stdout,
-        tempfile.TemporaryFile() as stderr,
-    ):
+    """Run the loader child; its exit status (``None`` when killed at the deadline), its
+    answer and the tail of its stderr.
+
+    The child is spawned as every host of the project spawns one (:mod:`gust._process`: a
+    session of its own and a token its descendants inherit), so once it has exited, whatever
+    the module started is killed, escaped ``setsid`` daemons included when this process is
+    their reaper (the command line makes itself one). The answer goes to a temp file, and
+    stderr is drained into a bounded tail: a process left holding them cannot keep the check
+    waiting, and a module printing without end cannot fill memory.
+    """
+    from gust._process import TOKEN_ENV, Child, StderrCollector
+
+    token = secrets.token_hex(8)
+    with tempfile.TemporaryFile() as stdin, tempfile.TemporaryFile() as stdout:
         stdin.write(request.encode("utf-8"))
         stdin.seek(0)
         proc = subprocess.Popen(
@@ -256,24 +266,24 @@ def _run_child(request: str, folder: str, timeout: float) -> tuple[int | None, s
             cwd=folder,
             stdin=stdin,
             stdout=stdout,
-            stderr=stderr,
+            stderr=subprocess.PIPE,
+            env={**os.environ, TOKEN_ENV: token},
             start_new_session=True,
         )
+        child = Child(proc, token)
+        collector = StderrCollector(child.take_fd("stderr"), tail_bytes=_STDERR_TAIL)
+        collector.start()
         try:
-            code: int | None = proc.wait(timeout + _KILL_AFTER)
-        except subprocess.TimeoutExpired:
-            code = None
+            code = child.wait(timeout + _KILL_AFTER)
         finally:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)  # the child and whatever it started
-            proc.wait()
+            child.kill()  # at the deadline: the child too; else what it left behind
+            child.wait()
+            child.kill_leftovers(settle=0.5)
+            child.close()
+        collector.join(_KILL_AFTER)
         stdout.seek(0)
-        stderr.seek(0)
-        return (
-            code,
-            stdout.read().decode("utf-8", "replace"),
-            stderr.read().decode("utf-8", "replace"),
-        )
+        answer = stdout.read(_MAX_ANSWER).decode("utf-8", "replace")
+    return code, answer, bytes(collector.tail).decode("utf-8", "replace")
 
 
 def _check_file(target: DagFile, load: bool, timeout: float) -> tuple[bool, list[Problem]]:
@@ -336,9 +346,13 @@ def main(
     err: TextIO | None = None,
 ) -> int:
     """``gust check``: print the problems (or the JSON report) and return the exit status."""
+    from gust._process import become_subreaper, reap_orphans
+
     out = sys.stdout if out is None else out
     err = sys.stderr if err is None else err
+    become_subreaper()  # daemons a DAG module starts at import come back to us, to be killed
     result = check_paths(paths, load=load, timeout=timeout)
+    reap_orphans()
     if as_json:
         out.write(json.dumps(result.to_json(), indent=2) + "\n")
     else:

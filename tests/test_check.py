@@ -647,3 +647,42 @@ def test_a_module_that_forks_at_import_gets_one_answer(tmp_path: Path) -> None:
         """,
     )
     assert lines_of(folder) == []
+
+
+@pytest.mark.timeout(60)
+def test_a_daemon_started_at_import_does_not_outlive_the_command(tmp_path: Path) -> None:
+    marker = tmp_path / "daemon.pid"
+    dags(
+        tmp_path,
+        daemon=f"""\
+        import subprocess, sys
+        from gust import Dag, task
+
+        code = "import time; time.sleep(600)"
+        # Double fork: the daemon's parent exits at once, so it is nobody's child any more.
+        launcher = subprocess.Popen([sys.executable, "-c",
+            "import subprocess, sys; p = subprocess.Popen([sys.executable, '-c', " + repr(code)
+            + "], start_new_session=True); open({str(marker)!r}, 'w').write(str(p.pid))"])
+        launcher.wait()
+
+
+        class D(Dag):
+            @task
+            def a(self, ctx): ...
+        """,
+    )
+    proc = gust("check", "dags", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    pid = int(marker.read_text())
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as handle:
+                if handle.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    break
+        except FileNotFoundError:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(pid, 9)
+        pytest.fail("the daemon the DAG started at import outlived gust check")
