@@ -43,7 +43,7 @@ from gust.harness.host import (
     task_argv,
 )
 from gust.harness.recording import TranscriptWriter, case_name
-from gust.harness.report import CallbackReport, RunReport, TaskReport
+from gust.harness.report import CallbackReport, RunReport, TaskReport, author_location
 from gust.harness.store import ENV_SECRET_PREFIX, Store, load_store
 
 __all__ = ["RunControl", "RunObserver", "run_dag", "run_plan"]
@@ -322,6 +322,9 @@ class _Run:
                 on_log=on_log,
                 on_stderr=lambda line: observer.task_stderr(name, line),
             )
+            where = author_location(outcome.error, plan.folder)
+            if outcome.error is not None and where is not None:
+                outcome.error["where"] = where
             if self.recorder is not None:
                 case = case_name(plan.name, name, attempt)
                 try:
