@@ -108,6 +108,18 @@ def _children_of(pid: int) -> list[int]:
     return out
 
 
+def _orphans() -> list[int]:
+    """Children of this process's main thread that no ``Popen`` of ours started: orphans
+    re-parented to it (after :func:`become_subreaper`)."""
+    pid = os.getpid()
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children", "rb") as handle:
+            children = [int(p) for p in handle.read().split()]
+    except (OSError, ValueError):
+        return []
+    return [c for c in children if c not in _popen_pids]
+
+
 def descendants(root: int | None = None) -> list[int]:
     """Every live descendant of ``root`` (default: this process), found through ``/proc``."""
     start = os.getpid() if root is None else root
@@ -233,6 +245,9 @@ class Child:
         self.escaped: list[str] = []
         #: ``"<pid> <command>"`` of descendants that could not be signalled.
         self.unkillable: list[str] = []
+        self._pidfd: int | None = None
+        with contextlib.suppress(AttributeError, OSError):  # Linux 5.3+ only
+            self._pidfd = os.pidfd_open(proc.pid)
         # The pipes as raw descriptors owned here until a helper takes one (and closes it).
         self._fds: dict[str, int] = {}
         for name in ("stdin", "stdout", "stderr"):
@@ -266,7 +281,20 @@ class Child:
         return self.proc.poll()
 
     def wait(self, timeout: float | None = None) -> int | None:
-        """Wait for the leader to exit, at most ``timeout`` seconds; its status or ``None``."""
+        """Wait for the leader to exit, at most ``timeout`` seconds; its status or ``None``.
+
+        With a pidfd (Linux) the wait is woken by the exit itself; ``Popen.wait`` with a
+        timeout polls with sleeps of up to 50 ms, which a host running hundreds of short
+        tasks pays for every one of them.
+        """
+        if self.proc.returncode is not None:
+            return self.proc.returncode
+        if timeout is not None and self._pidfd is not None:
+            poller = select.poll()
+            poller.register(self._pidfd, select.POLLIN)
+            if not poller.poll(max(0, int(timeout * 1000))):
+                return self.proc.poll()
+            return self.proc.wait()
         try:
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -311,9 +339,17 @@ class Child:
         return "SIGTERM, then SIGKILL"
 
     def _marked(self) -> list[int]:
+        # The child's descendants hang below it while it lives; once it is gone they are
+        # orphans, re-parented to this process's main thread (a subreaper) or out of reach.
+        roots = _orphans()
+        if self.proc.returncode is None:
+            roots.append(self.pid)
+        found: list[int] = []
+        for root in roots:
+            found += [root, *descendants(root)] if root != self.pid else descendants(root)
         return [
             pid
-            for pid in descendants()
+            for pid in dict.fromkeys(found)
             if pid != self.pid and not _is_zombie(pid) and _has_token(pid, self._marker)
         ]
 
@@ -352,6 +388,10 @@ class Child:
 
     def close(self) -> None:
         """Close the host's ends of the pipes no helper took; forget the child once reaped."""
+        if self._pidfd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._pidfd)
+            self._pidfd = None
         for fd in self._fds.values():
             with contextlib.suppress(OSError):
                 os.close(fd)
