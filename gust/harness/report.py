@@ -57,6 +57,7 @@ def author_location(error: dict[str, Any] | None, folder: str) -> dict[str, Any]
         return None
     return {"file": found.group(1), "line": int(found.group(2)), "function": found.group(3)}
 
+
 #: Task statuses in a report.
 TASK_STATUSES = ("ok", "error", "timeout", "upstream_failed", "interrupted")
 #: Run statuses in a report.
