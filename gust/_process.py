@@ -21,6 +21,7 @@ queue on a thread of its own (a child that stops reading can never block the hos
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import os
 import queue
@@ -56,6 +57,8 @@ __all__ = [
 #: The environment variable that marks a child and everything it starts.
 TOKEN_ENV: Final = "GUST_PROCESS_TOKEN"
 _READ_SIZE: Final = 1 << 16
+#: How much of an unfinished stderr line waits for the rest before it is passed on.
+_OVERLAP: Final = 4096
 _PR_SET_CHILD_SUBREAPER: Final = 36
 
 
@@ -103,6 +106,18 @@ def _children_of(pid: int) -> list[int]:
         except (OSError, ValueError):
             continue
     return out
+
+
+def _orphans() -> list[int]:
+    """Children of this process's main thread that no ``Popen`` of ours started: orphans
+    re-parented to it (after :func:`become_subreaper`)."""
+    pid = os.getpid()
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children", "rb") as handle:
+            children = [int(p) for p in handle.read().split()]
+    except (OSError, ValueError):
+        return []
+    return [c for c in children if c not in _popen_pids]
 
 
 def descendants(root: int | None = None) -> list[int]:
@@ -230,6 +245,9 @@ class Child:
         self.escaped: list[str] = []
         #: ``"<pid> <command>"`` of descendants that could not be signalled.
         self.unkillable: list[str] = []
+        self._pidfd: int | None = None
+        with contextlib.suppress(AttributeError, OSError):  # Linux 5.3+ only
+            self._pidfd = os.pidfd_open(proc.pid)
         # The pipes as raw descriptors owned here until a helper takes one (and closes it).
         self._fds: dict[str, int] = {}
         for name in ("stdin", "stdout", "stderr"):
@@ -263,7 +281,20 @@ class Child:
         return self.proc.poll()
 
     def wait(self, timeout: float | None = None) -> int | None:
-        """Wait for the leader to exit, at most ``timeout`` seconds; its status or ``None``."""
+        """Wait for the leader to exit, at most ``timeout`` seconds; its status or ``None``.
+
+        With a pidfd (Linux) the wait is woken by the exit itself; ``Popen.wait`` with a
+        timeout polls with sleeps of up to 50 ms, which a host running hundreds of short
+        tasks pays for every one of them.
+        """
+        if self.proc.returncode is not None:
+            return self.proc.returncode
+        if timeout is not None and self._pidfd is not None:
+            poller = select.poll()
+            poller.register(self._pidfd, select.POLLIN)
+            if not poller.poll(max(0, int(timeout * 1000))):
+                return self.proc.poll()
+            return self.proc.wait()
         try:
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -308,9 +339,17 @@ class Child:
         return "SIGTERM, then SIGKILL"
 
     def _marked(self) -> list[int]:
+        # The child's descendants hang below it while it lives; once it is gone they are
+        # orphans, re-parented to this process's main thread (a subreaper) or out of reach.
+        roots = _orphans()
+        if self.proc.returncode is None:
+            roots.append(self.pid)
+        found: list[int] = []
+        for root in roots:
+            found += [root, *descendants(root)] if root != self.pid else descendants(root)
         return [
             pid
-            for pid in descendants()
+            for pid in dict.fromkeys(found)
             if pid != self.pid and not _is_zombie(pid) and _has_token(pid, self._marker)
         ]
 
@@ -349,6 +388,10 @@ class Child:
 
     def close(self) -> None:
         """Close the host's ends of the pipes no helper took; forget the child once reaped."""
+        if self._pidfd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._pidfd)
+            self._pidfd = None
         for fd in self._fds.values():
             with contextlib.suppress(OSError):
                 os.close(fd)
@@ -574,6 +617,12 @@ class StdinWriter(threading.Thread):
 class StderrCollector(threading.Thread):
     """Reads a child's stderr to the end: a bounded tail, whole lines to a callback.
 
+    Masking comes before any cut: a whole line is masked, then passed on in pieces of at most
+    ``max_line`` characters; an unfinished line that grows past ``max_line`` is passed on up
+    to a point no secret straddles (the last :data:`_OVERLAP` characters wait for more), so a
+    secret of up to that length is never shown in halves. The tail is masked as a whole and
+    starts at a line boundary.
+
     Args:
         fd: the child's stderr.
         on_line: called with each line (without its newline), masked, as it arrives.
@@ -596,14 +645,16 @@ class StderrCollector(threading.Thread):
         super().__init__(name="gust-host-stderr", daemon=True)
         self.fd = fd
         self.on_line = on_line
-        self.mask = mask
+        self.mask: Callable[[str], str] = mask if mask is not None else _same
         self.tail = bytearray()
         self.kept = bytearray()
         self.keep = keep
         self.total = 0
+        self._trimmed = False
         self._tail_bytes = tail_bytes
         self._max_line = max_line
-        self._partial = b""
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self._partial = ""
 
     def run(self) -> None:
         while True:
@@ -617,33 +668,58 @@ class StderrCollector(threading.Thread):
             self.tail += chunk
             if len(self.tail) > self._tail_bytes:
                 del self.tail[: len(self.tail) - self._tail_bytes]
+                self._trimmed = True
             if len(self.kept) < self.keep:
                 self.kept += chunk[: self.keep - len(self.kept)]
             if self.on_line is not None:
-                *lines, self._partial = (self._partial + chunk).split(b"\n")
-                for line in lines:
-                    self._line(line)
-                while len(self._partial) > self._max_line:
-                    self._line(self._partial[: self._max_line])
-                    self._partial = self._partial[self._max_line :]
-        if self.on_line is not None and self._partial:
-            self._line(self._partial)
+                self._feed(self._decoder.decode(chunk))
+        if self.on_line is not None:
+            self._feed(self._decoder.decode(b"", final=True))
+            if self._partial:
+                self._emit(self.mask(self._partial))
         with contextlib.suppress(OSError):
             os.close(self.fd)
 
-    def _line(self, raw: bytes) -> None:
-        text = raw.decode("utf-8", "replace")
-        if self.on_line is not None:
-            self.on_line(self.mask(text) if self.mask is not None else text)
+    def _feed(self, text: str) -> None:
+        *lines, self._partial = (self._partial + text).split("\n")
+        for line in lines:
+            self._emit(self.mask(line))
+        if len(self._partial) > self._max_line + _OVERLAP:
+            self._flush_long()
+
+    def _flush_long(self) -> None:
+        # Pass on the unfinished line up to a cut no secret straddles: where masking the head
+        # alone gives the start of the masked whole.
+        text = self._partial
+        whole = self.mask(text)
+        cut = len(text) - _OVERLAP
+        while cut < len(text):
+            head = self.mask(text[:cut])
+            if whole.startswith(head):
+                self._emit(head)
+                self._partial = text[cut:]
+                return
+            cut += 64
+        self._emit(whole)
+        self._partial = ""
+
+    def _emit(self, text: str) -> None:
+        assert self.on_line is not None
+        for start in range(0, max(len(text), 1), self._max_line):
+            self.on_line(text[start : start + self._max_line])
 
     def tail_text(self, lines: int) -> str:
         """The last ``lines`` lines of stderr, masked."""
         text = bytes(self.tail).decode("utf-8", "replace")
-        if self.mask is not None:
-            text = self.mask(text)
+        if self._trimmed and "\n" in text:
+            text = text.split("\n", 1)[1]  # the first line was cut: it may hold half a secret
+        text = self.mask(text)
         return "\n".join(text.rstrip("\n").split("\n")[-lines:])
 
     def kept_text(self) -> str:
         """What was kept of the start of stderr (``keep`` bytes at most), masked."""
-        text = bytes(self.kept).decode("utf-8", "replace")
-        return self.mask(text) if self.mask is not None else text
+        return self.mask(bytes(self.kept).decode("utf-8", "replace"))
+
+
+def _same(text: str) -> str:
+    return text

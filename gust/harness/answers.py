@@ -51,6 +51,8 @@ class RunTasks:
         self._lock = threading.Lock()
         self._next_id = first_id
         self._records: dict[str, tuple[int, dict[str, Any]]] = {}
+        #: Tasks that succeeded without ``save``: Gust keeps no result for them.
+        self.unsaved: set[str] = set()
 
     def start(self, name: str) -> int:
         """Note that ``name`` started (a retry keeps its id); return its id."""
@@ -68,6 +70,8 @@ class RunTasks:
             task_id = self._records[name][0] if name in self._records else self.start(name)
             kept = value if ok and save and isinstance(value, dict) else {}
             self._records[name] = (task_id, kept)
+            if ok and not save:
+                self.unsaved.add(name)
 
     def lookup(self, name: str) -> tuple[int, dict[str, Any]] | None:
         """The id and saved result of ``name`` if it has started in this run."""
@@ -156,7 +160,15 @@ class CallAnswerer:
             if run_id == self.run_id:
                 record = self.run_tasks.lookup(name)
                 if record is not None:
-                    return Answer(protocol.reply_ok({"id": record[0], "result": record[1]}))
+                    warning = None
+                    if name in self.run_tasks.unsaved:
+                        warning = (
+                            f"get_task_by_name_run({name!r}, {raw_run_id!r}): task {name!r} has "
+                            "save=False, so Gust keeps no result and answers {} (as the "
+                            f"harness did); set @task(save=True) on {name!r} to pass its value"
+                        )
+                    reply = protocol.reply_ok({"id": record[0], "result": record[1]})
+                    return Answer(reply, warning)
             stored = self.store.task(run_id, name)
             if stored is not None:
                 return Answer(protocol.reply_ok({"id": stored.id, "result": stored.result}))

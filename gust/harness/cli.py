@@ -99,7 +99,7 @@ def _epilog() -> str:
     metavar="N",
     type=click.IntRange(min=1),
     default=None,
-    help="Tasks of a stage run at once (default: CPU count).",
+    help="Tasks of a stage run at once (default: 4 per CPU, within available memory).",
 )
 @click.option(
     "--timeout",

@@ -17,6 +17,8 @@ The rules (SPEC §1-§3 and Gust's adapter):
 - ``start`` comes first and carries an integer pid (else :data:`START_NOT_FIRST` /
   :data:`BAD_START`); a callback (``run done``) sends none.
 - ``log`` frames carry string ``msg`` and ``level`` (:data:`BAD_LOG`: Gust's logger breaks);
+  Gust stores every line as info, which the first line at another level notes
+  (:data:`GUST_LEVEL`);
   ``call`` frames are answered in order; a call where no host answers is :data:`NO_HOST`.
 - an ``error`` frame's ``trace`` is a string (:data:`BAD_ERROR`); a ``result`` has ``ok`` true or
   false (:data:`BAD_RESULT`); ``ok:false`` without an ``error`` frame first is lost under Gust
@@ -50,6 +52,7 @@ __all__ = [
     "BAD_RESULT",
     "BAD_START",
     "DROPPED_FRAME",
+    "GUST_LEVEL",
     "HOST_NOTE",
     "NOTE_CODES",
     "NO_EXIT",
@@ -86,6 +89,7 @@ DROPPED_FRAME: Final = "dropped_frame"
 NO_EXIT: Final = "no_exit"
 TRACE_ONLY: Final = "trace_only"
 HOST_NOTE: Final = "host"
+GUST_LEVEL: Final = "gust_level"
 #: Every code a :class:`Note` may carry (the child broke a rule the host survives).
 NOTE_CODES: Final = (
     START_NOT_FIRST,
@@ -102,6 +106,7 @@ NOTE_CODES: Final = (
     NO_EXIT,
     TRACE_ONLY,
     HOST_NOTE,
+    GUST_LEVEL,
 )
 #: Codec errors after which the stream is out of step (a :class:`Violation`).
 FATAL_CODES: Final = frozenset({"truncated", "oversize"})
@@ -298,6 +303,7 @@ class Exchange:
         self.note_codes: list[str] = []
         self._pending: deque[Call] = deque()
         self._calls = 0
+        self._level_noted = False
 
     # -- input --
 
@@ -542,6 +548,14 @@ class Exchange:
         if not isinstance(level, str):
             self._note(events, BAD_LOG, f"log frame whose level is not a string: {level!r}")
             level = str(level)
+        if level != "info" and not self._level_noted:
+            self._level_noted = True
+            self._note(
+                events,
+                GUST_LEVEL,
+                f"a log line at level {level!r}: Gust stores every log line as info (it ignores "
+                "the level)",
+            )
         return Log(level, msg, t)
 
     def _result(self, frame: dict[str, Any], events: list[Event]) -> None:

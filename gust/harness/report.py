@@ -21,12 +21,42 @@ did not finish are ``interrupted`` too). Keys are only ever added.
 from __future__ import annotations
 
 import json
+import os
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from gust import protocol
 
-__all__ = ["CallbackReport", "RunReport", "TaskReport"]
+__all__ = ["CallbackReport", "RunReport", "TaskReport", "author_location"]
+
+_FRAME = re.compile(r'File "([^"\n]+)", line (\d+), in ([^\n]+)')
+
+
+def author_location(error: dict[str, Any] | None, folder: str) -> dict[str, Any] | None:
+    """The innermost frame of a failure's traceback in the author's own code.
+
+    Args:
+        error: a task's error object (its ``traceback`` or ``trace`` is searched).
+        folder: the DAGs folder; frames of files under it are the author's.
+
+    Returns:
+        ``{"file", "line", "function"}``, or ``None`` when no frame is the author's.
+    """
+    if not error:
+        return None
+    text = error.get("traceback") or error.get("trace")
+    if not isinstance(text, str):
+        return None
+    prefix = os.path.join(folder, "")
+    found = None
+    for match in _FRAME.finditer(text):
+        if match.group(1).startswith(prefix):
+            found = match
+    if found is None:
+        return None
+    return {"file": found.group(1), "line": int(found.group(2)), "function": found.group(3)}
+
 
 #: Task statuses in a report.
 TASK_STATUSES = ("ok", "error", "timeout", "upstream_failed", "interrupted")

@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Final
 
 from gust import protocol
 from gust.harness.answers import CallAnswerer, RunTasks
@@ -43,10 +43,10 @@ from gust.harness.host import (
     task_argv,
 )
 from gust.harness.recording import TranscriptWriter, case_name
-from gust.harness.report import CallbackReport, RunReport, TaskReport
+from gust.harness.report import CallbackReport, RunReport, TaskReport, author_location
 from gust.harness.store import ENV_SECRET_PREFIX, Store, load_store
 
-__all__ = ["RunControl", "RunObserver", "run_dag", "run_plan"]
+__all__ = ["RunControl", "RunObserver", "default_max_parallel", "run_dag", "run_plan"]
 
 
 class RunObserver:
@@ -322,6 +322,9 @@ class _Run:
                 on_log=on_log,
                 on_stderr=lambda line: observer.task_stderr(name, line),
             )
+            where = author_location(outcome.error, plan.folder)
+            if outcome.error is not None and where is not None:
+                outcome.error["where"] = where
             if self.recorder is not None:
                 case = case_name(plan.name, name, attempt)
                 try:
@@ -374,6 +377,50 @@ class _Run:
         return report
 
 
+#: Default tasks per CPU: a trivial task's child waits on start-up I/O part of its life, so a
+#: core needs more than one child to stay busy (see the README's performance section).
+TASKS_PER_CPU: Final = 4
+#: Memory set aside per running child when choosing the default (a trivial one uses ~25 MiB).
+MEMORY_PER_TASK: Final = 64 << 20
+#: Never more than this many at once by default.
+MAX_DEFAULT_PARALLEL: Final = 64
+
+
+def default_max_parallel(cpus: int | None = None, available: int | None = None) -> int:
+    """How many tasks of a stage run at once when ``--max-parallel`` is not given.
+
+    :data:`TASKS_PER_CPU` per CPU, no more than fit in the available memory at
+    :data:`MEMORY_PER_TASK` each, at most :data:`MAX_DEFAULT_PARALLEL`, and at least 1.
+
+    Args:
+        cpus: the CPUs this process may use (default: its affinity, else ``os.cpu_count()``).
+        available: bytes of memory available (default: ``MemAvailable`` of ``/proc/meminfo``;
+            unknown means no memory bound).
+    """
+    if cpus is None:
+        try:
+            cpus = len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):
+            cpus = os.cpu_count() or 1
+    wanted = min(max(cpus, 1) * TASKS_PER_CPU, MAX_DEFAULT_PARALLEL)
+    if available is None:
+        available = _mem_available()
+    if available is not None:
+        wanted = min(wanted, available // MEMORY_PER_TASK)
+    return max(1, wanted)
+
+
+def _mem_available() -> int | None:
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 def _positive(name: str, value: float | None, *, allow_zero: bool = False) -> None:
     if value is None:
         return
@@ -423,7 +470,7 @@ def run_plan(
         store if store is not None else Store(),
         run_id=run_id,
         task=task,
-        max_parallel=max_parallel or os.cpu_count() or 1,
+        max_parallel=max_parallel or default_max_parallel(),
         timeout=timeout,
         grace=grace,
         retries=retries,
@@ -458,7 +505,8 @@ def run_dag(
         dag: the DAG class to run (default: the file's first, as Gust takes).
         store: a :class:`~gust.harness.store.Store`, a store file path, or ``None`` (empty).
         gust_cmd: how to start the runtime (default: this interpreter with ``-m gust``).
-        options: ``run_id`` (1), ``task`` (run only that task), ``max_parallel`` (CPU count),
+        options: ``run_id`` (1), ``task`` (run only that task), ``max_parallel``
+            (:func:`default_max_parallel`),
             ``timeout`` (seconds per attempt, none), ``grace`` (2 s from SIGTERM to SIGKILL),
             ``retries`` (retries after a failed attempt, 0), ``backoff`` (1 s, doubled per
             retry), ``max_frame_size`` (64 MiB), ``record_dir``, ``observer``, ``environ``

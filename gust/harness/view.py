@@ -11,6 +11,7 @@ so the report JSON, not the view, repeats its tail.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -97,6 +98,18 @@ def _result_cell(task: TaskReport) -> str:
     if isinstance(kind, str) and isinstance(details, str):
         return _one_line(f"{kind}: {details}")
     return _one_line(str(error.get("message", "")))
+
+
+def _where_text(where: Any) -> str:
+    """``dags/etl.py:22 in extract`` (relative to the working directory when inside it)."""
+    if not isinstance(where, dict) or not isinstance(where.get("file"), str):
+        return ""
+    file = where["file"]
+    with contextlib.suppress(ValueError):
+        rel = os.path.relpath(file)
+        if not rel.startswith(".."):
+            file = rel
+    return f"{file}:{where.get('line')} in {where.get('function')}"
 
 
 def format_summary(report: RunReport) -> list[str]:
@@ -259,11 +272,17 @@ class HumanView(RunObserver):
     def task_retrying(self, name: str, attempt: int, outcome: TaskOutcome, delay: float) -> None:
         with self._lock:
             self._running.pop(name, None)
-        why = _one_line(str((outcome.error or {}).get("message", "")))
+        error = outcome.error or {}
+        why = _one_line(str(error.get("message", "")))
+        kind, details = error.get("type"), error.get("details")
+        if isinstance(kind, str) and isinstance(details, str):
+            why += f": {_one_line(f'{kind}: {details}', 120)}"
+        where = _where_text(error.get("where"))
         self._emit(
             self._paint(
-                f"{self._name(name)} attempt {attempt} ended {outcome.status} ({why}); "
-                f"retrying in {delay:g}s",
+                f"{self._name(name)} attempt {attempt} ended {outcome.status} ({why})"
+                + (f" at {where}" if where else "")
+                + f"; retrying in {delay:g}s",
                 "yellow",
             )
         )
@@ -293,6 +312,9 @@ class HumanView(RunObserver):
         kind, details = error.get("type"), error.get("details")
         if isinstance(kind, str) and isinstance(details, str):
             lines.append(self._paint(f"{pad}{kind}: {_one_line(details, 200)}", "red"))
+        where = _where_text(error.get("where"))
+        if where:
+            lines.append(self._paint(f"{pad}at {where}", "red"))
         # No stderr tail here: every stderr line was shown as it came ("name ! line").
         return lines
 
