@@ -274,7 +274,11 @@ class _Attempt:
     def execute(self) -> TaskOutcome:
         owner = self.owner
         with owner._lock:
-            if owner._cancel.is_set() or owner._stop.is_set():
+            if owner._stop.is_set() and not owner._cancel.is_set():
+                return self._fail_to_start(
+                    "the run was interrupted before this task started", "interrupted"
+                )
+            if owner._cancel.is_set():
                 return self._fail_to_start("cancelled before it started")
             try:
                 child = _process.spawn(owner.argv, cwd=owner.cwd, env=owner.env)
@@ -328,9 +332,9 @@ class _Attempt:
         if self.mirror is not None:
             self.mirror += chunk
 
-    def _fail_to_start(self, message: str) -> TaskOutcome:
+    def _fail_to_start(self, message: str, status: str = "error") -> TaskOutcome:
         return TaskOutcome(
-            status="error",
+            status=status,
             error={"message": message},
             duration_s=time.monotonic() - self.started,
             events=self.events,
