@@ -142,6 +142,7 @@ class _Run:
             file=plan.file,
             run_id=self.run_id,
             stages=[list(s) for s in stages],
+            graph={name: list(spec.downstream) for name, spec in plan.tasks.items()},
         )
         self.observer.run_started(plan, self.run_id, stages)
         with temp_copy(plan.file) as copy:
@@ -221,6 +222,7 @@ class _Run:
                 entry["attempt"] = attempt
                 observer.task_log(name, entry)
 
+            start_s = time.monotonic() - self.t0
             outcome = self._process(
                 argv,
                 record=self.recorder is not None,
@@ -228,6 +230,7 @@ class _Run:
                 on_log=on_log,
                 on_stderr=lambda line: observer.task_stderr(name, line),
             )
+            end_s = time.monotonic() - self.t0
             if self.recorder is not None:
                 case = case_name(plan.name, name, attempt)
                 try:
@@ -235,6 +238,16 @@ class _Run:
                 except (OSError, ValueError) as exc:  # ValueError: the recorder's RecordError
                     outcome.warnings.append(f"--record: transcript {case} not written: {exc}")
             report.attempts = attempt
+            report.spans.append(
+                {
+                    "attempt": attempt,
+                    "start_s": round(start_s, 3),
+                    "end_s": round(end_s, 3),
+                    "status": outcome.status,
+                    "exit_code": outcome.exit_code,
+                }
+            )
+            report.stderr_tail = outcome.stderr_tail
             report.logs += outcome.logs
             prefix = f"attempt {attempt}: " if self.retries > 1 else ""
             report.warnings += [prefix + w for w in outcome.warnings]
@@ -257,6 +270,7 @@ class _Run:
         observer = self.observer
         observer.callback_started(fn, status)
         argv = callback_argv(self.gust_cmd, copy, self.plan.name, fn, status, self.run_id)
+        start_s = time.monotonic() - self.t0
         outcome = self._process(
             argv,
             record=False,
@@ -274,6 +288,7 @@ class _Run:
             error=outcome.error,
             logs=outcome.logs,
             warnings=outcome.warnings,
+            start_s=start_s,
         )
         observer.callback_finished(report)
         return report
