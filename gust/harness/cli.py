@@ -17,6 +17,7 @@ from gust import protocol
 from gust.harness.dagfile import parse_dag_file
 from gust.harness.errors import HarnessError, UsageError
 from gust.harness.host import DEFAULT_GRACE, default_gust_cmd, split_gust_cmd
+from gust.harness.html import HtmlReportFile
 from gust.harness.report import RunReport
 from gust.harness.run import run_plan
 from gust.harness.store import load_store
@@ -112,6 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--report", metavar="FILE", help="write the report JSON to FILE")
     parser.add_argument(
+        "--html", metavar="FILE", help="write the report as one self-contained HTML page to FILE"
+    )
+    parser.add_argument(
         "--json", action="store_true", help="print the report JSON instead of the human view"
     )
     parser.add_argument(
@@ -139,7 +143,9 @@ def _run(args: argparse.Namespace, view: HumanView | None) -> RunReport:
     store = load_store(args.store)
     plan = parse_dag_file(args.dag_file, gust_cmd, dag=args.dag)
     report_file = _open_report(args.report)
+    html_file: HtmlReportFile | None = None
     try:
+        html_file = HtmlReportFile(args.html) if args.html is not None else None
         report = run_plan(
             plan,
             store,
@@ -158,9 +164,13 @@ def _run(args: argparse.Namespace, view: HumanView | None) -> RunReport:
         )
         if report_file is not None:
             report_file.write(report.to_text() + "\n")
+        if html_file is not None:
+            html_file.write(report)
     finally:
         if report_file is not None:
             report_file.close()
+        if html_file is not None:
+            html_file.discard()  # only when the page was not written: the run did not end
     return report
 
 

@@ -38,6 +38,7 @@ from gust.harness.host import (
     default_gust_cmd,
     task_argv,
 )
+from gust.harness.html import HtmlReportFile
 from gust.harness.recording import TranscriptWriter, case_name
 from gust.harness.report import CallbackReport, RunReport, TaskReport
 from gust.harness.store import Store, load_store
@@ -361,6 +362,7 @@ def run_dag(
     dag: str | None = None,
     store: Store | str | os.PathLike[str] | None = None,
     gust_cmd: Sequence[str] | None = None,
+    html: str | os.PathLike[str] | None = None,
     **options: Any,
 ) -> RunReport:
     """Parse ``file`` with ``gust parse`` and run one of its DAGs as Gust would.
@@ -370,6 +372,8 @@ def run_dag(
         dag: the DAG class to run (default: the file's first, as Gust takes).
         store: a :class:`~gust.harness.store.Store`, a store file path, or ``None`` (empty).
         gust_cmd: how to start the runtime (default: this interpreter with ``-m gust``).
+        html: write the report as one HTML page there (:mod:`gust.harness.html`); the path is
+            checked before anything runs.
         options: ``run_id`` (1), ``task`` (run only that task), ``max_parallel`` (CPU count),
             ``timeout`` (seconds per attempt, none), ``grace`` (2 s from SIGTERM to SIGKILL),
             ``retries`` (attempts per task, 1), ``backoff`` (1 s, doubled per retry),
@@ -384,4 +388,9 @@ def run_dag(
     the_store = store if isinstance(store, Store) else load_store(store)
     cmd = list(gust_cmd) if gust_cmd else default_gust_cmd()
     plan = parse_dag_file(file, cmd, dag=dag)
-    return run_plan(plan, the_store, gust_cmd=cmd, **options)
+    if html is None:
+        return run_plan(plan, the_store, gust_cmd=cmd, **options)
+    with HtmlReportFile(html, option="html") as page:  # checked before anything runs
+        report = run_plan(plan, the_store, gust_cmd=cmd, **options)
+        page.write(report)
+    return report
