@@ -242,6 +242,15 @@ def test_a_path_that_cannot_be_written_fails_before_anything_runs(tmp_path: Path
     assert seen.started == []
 
 
+def test_the_readme_quotes_the_real_message() -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    [quoted] = [line for line in readme.splitlines() if line.startswith("gust.harness: --html ")]
+    proc = harness("harness/dags/failing.py", "--html", "/no/such/dir/run.html")
+    assert (proc.returncode, proc.stderr) == (2, quoted + "\n")
+    assert "![" in readme and "(docs/report-failing.png)" in readme
+    assert (REPO / "docs" / "report-failing.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_a_run_that_does_not_end_keeps_an_existing_page_and_leaves_no_new_one(
     tmp_path: Path,
 ) -> None:

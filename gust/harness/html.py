@@ -723,7 +723,7 @@ class _Page:
                 entry = {"msg": str(entry)}
             level = str(entry.get("level", "info"))
             css = f"lv-{level}" if level in _LEVELS else "lv-other"
-            attempt = f"<td>{_e(entry.get('attempt', ''))}</td>" if attempts else ""
+            attempt = f'<td class="a">{_e(entry.get("attempt", ""))}</td>' if attempts else ""
             rows.append(
                 f'<tr class="{css}"><td class="t">+{_secs(entry.get("t"))}</td>{attempt}'
                 f'<td class="lv">{_e(level)}</td>'
@@ -931,7 +931,7 @@ th{text-align:left;color:var(--dim);font-weight:600;font-size:12.5px}
 td,th{padding:3px 8px 3px 0;border-bottom:1px solid #eceef1;vertical-align:top}
 table.logs td.msg{white-space:pre-wrap;overflow-wrap:anywhere;
 font:12.5px/1.4 "DejaVu Sans Mono","Liberation Mono",monospace}
-table.logs td.t,table.logs td.lv{white-space:nowrap;font-size:12.5px}
+table.logs td.t,table.logs td.a,table.logs td.lv{white-space:nowrap;font-size:12.5px}
 tr.lv-warning td.lv{color:#8a5300;font-weight:700}
 tr.lv-error td.lv,tr.lv-critical td.lv{color:#b71c1c;font-weight:700}
 tr.lv-debug td{color:var(--dim)}
