@@ -40,6 +40,7 @@ from gust.harness.html import (
     render_html,
 )
 from gust.harness.report import CallbackReport, RunReport, TaskReport
+from gust.harness.run import RunControl
 from gust.protocol import scrub_surrogates
 
 REPO = Path(__file__).resolve().parents[1]
@@ -178,7 +179,7 @@ def test_every_attempt_has_a_span_and_the_page_shows_each(tmp_path: Path) -> Non
         """,
     )
     (tmp_path / "marks").mkdir()
-    report = run_dag(str(dag), retries=3, backoff=0.05, html=tmp_path / "flaky.html")
+    report = run_dag(str(dag), retries=2, backoff=0.05, html=tmp_path / "flaky.html")
     shaky = report.to_json()["tasks"]["shaky"]
     assert [s["status"] for s in shaky["spans"]] == ["error", "error", "ok"]
     assert [s["attempt"] for s in shaky["spans"]] == [1, 2, 3]
@@ -208,6 +209,43 @@ def test_a_single_task_run_draws_the_rest_of_the_dag_as_not_run(tmp_path: Path) 
     )
 
 
+def test_an_interrupted_run_still_writes_its_page(tmp_path: Path) -> None:
+    dag = write_dag(
+        tmp_path,
+        "long.py",
+        """\
+        import time
+        from gust import Dag, log, task
+
+        class Long(Dag):
+            @task(downstream="after")
+            def sleepy(self, ctx):
+                log("going to sleep")
+                time.sleep(30)
+
+            @task
+            def after(self, ctx):
+                return 1
+        """,
+    )
+    control = RunControl()
+
+    class StopAtStart(RunObserver):
+        def task_log(self, name: str, entry: Any) -> None:
+            control.interrupt()
+
+    path = tmp_path / "long.html"
+    report = run_dag(str(dag), html=path, control=control, observer=StopAtStart(), grace=0.5)
+    assert report.status == "interrupted"
+    parsed = Parsed(path.read_text(encoding="utf-8"))
+    assert "⊘ the run was interrupted" in parsed.all_text
+    assert "⊘ interrupted: sleepy, after" in parsed.all_text
+    # The task's own account of the interrupt, nested by the harness, is shown as an error too.
+    assert "The task's own error" in parsed.all_text
+    assert "gust.sandbox.TaskInterrupted: received SIGTERM (signal 15)" in parsed.all_text
+    assert parsed.embedded_report() == json.loads(report.to_text())
+
+
 # -- writing the file ------------------------------------------------------------------------------
 
 
@@ -234,7 +272,7 @@ def test_a_path_that_cannot_be_written_fails_before_anything_runs(tmp_path: Path
         "harness/dags/failing.py", "--store", "harness/store.json", "--html", str(missing)
     )
     assert proc.returncode == 2
-    assert proc.stderr.startswith(f"gust.harness: --html {missing}: cannot be written: ")
+    assert proc.stderr.startswith(f"Error: --html {missing}: cannot be written: ")
     assert "started" not in proc.stdout
     seen = Started()
     with pytest.raises(UsageError, match=f"html {re.escape(str(tmp_path))}: cannot be written"):
@@ -244,7 +282,7 @@ def test_a_path_that_cannot_be_written_fails_before_anything_runs(tmp_path: Path
 
 def test_the_readme_quotes_the_real_message() -> None:
     readme = (REPO / "README.md").read_text(encoding="utf-8")
-    [quoted] = [line for line in readme.splitlines() if line.startswith("gust.harness: --html ")]
+    [quoted] = [line for line in readme.splitlines() if line.startswith("Error: --html ")]
     proc = harness("harness/dags/failing.py", "--html", "/no/such/dir/run.html")
     assert (proc.returncode, proc.stderr) == (2, quoted + "\n")
     assert "![" in readme and "(docs/report-failing.png)" in readme
@@ -290,7 +328,14 @@ def sample_report(**text: str) -> RunReport:
         run_id=3,
         status="error",
         duration_s=2.5,
-        graph={"first": [bad, "slow"], bad: ["after"], "slow": [], "after": [], "idle": []},
+        graph={
+            "first": [bad, "slow"],
+            bad: ["after"],
+            "slow": [],
+            "after": [],
+            "stopped": [],
+            "idle": [],
+        },
         tasks={
             "first": TaskReport(
                 name="first",
@@ -315,6 +360,7 @@ def sample_report(**text: str) -> RunReport:
                     "details": t["details"],
                     "traceback": "Traceback:\n  " + t["details"],
                     "exit_code": 0,
+                    "where": {"file": t["file"], "line": 7, "function": t["name"]},
                 },
                 logs=[{"t": 0.6, "level": "error", "msg": t["msg"], "attempt": 2}],
                 exit_code=0,
@@ -346,6 +392,11 @@ def sample_report(**text: str) -> RunReport:
                 name="after",
                 status="upstream_failed",
                 error={"message": f"upstream task(s) did not succeed: {bad}"},
+            ),
+            "stopped": TaskReport(
+                name="stopped",
+                status="interrupted",
+                error={"message": "the run was interrupted before this task started"},
             ),
         },
         callback=CallbackReport(
@@ -385,17 +436,20 @@ def test_the_page_needs_nothing_outside_itself() -> None:
 def test_every_status_has_a_symbol_and_a_label() -> None:
     parsed = Parsed(render_html(sample_report()))
     statuses = {v for t, k, v in parsed.attrs if t == "a" and k == "data-status"}
-    assert statuses == {"ok", "error", "timeout", "upstream_failed", "not_run"}
+    assert statuses == {"ok", "error", "timeout", "upstream_failed", "interrupted", "not_run"}
     text = parsed.all_text
     for symbol, label in [
         ("✓", "ok"),
         ("✗", "error"),
         ("◷", "timeout"),
         ("↷", "upstream failed"),
+        ("⊘", "interrupted"),
         ("○", "not run"),
     ]:
         assert f"{symbol} {label}" in text  # in the legend and on the badges
     assert "idle: not run" in [v for t, k, v in parsed.attrs if k == "aria-label"]
+    assert "⊘ interrupted: stopped" in text
+    assert "in your code: /dags/dag.py:7, in bad" in text
 
 
 HOSTILE = [

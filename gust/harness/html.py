@@ -65,8 +65,12 @@ _STATUS: Final = {
     "error": ("✗", "error"),
     "timeout": ("◷", "timeout"),
     "upstream_failed": ("↷", "upstream failed"),
+    "interrupted": ("⊘", "interrupted"),
     "not_run": ("○", "not run"),
+    "callback_failed": ("✗", "callback failed"),  # a run's status, never a task's
 }
+#: The statuses a task's box can have, in the legend's order.
+_TASK_STATUSES: Final = ("ok", "error", "timeout", "upstream_failed", "interrupted", "not_run")
 _LEVELS: Final = ("debug", "info", "warning", "error", "critical")
 
 
@@ -350,6 +354,11 @@ class _Page:
     def story(self) -> str:
         """What happened, in sentences: what failed and why, what it skipped, what still ran."""
         lines: list[str] = []
+        if self.data["status"] == "interrupted":
+            lines.append(
+                '<li class="st-interrupted"><span class="sym">⊘</span> the run was interrupted: '
+                "tasks still running were stopped, and no new task started</li>"
+            )
         failed = [n for n in self.order if self.status(n) in ("error", "timeout")]
         below = {name: self._below(name) for name in failed}
         for name in failed:
@@ -376,8 +385,14 @@ class _Page:
                 '<li class="st-upstream_failed"><span class="sym">↷</span> skipped (upstream '
                 f"did not succeed): {self.links(orphans, _STORY_NAMES)}</li>"
             )
+        stopped = [n for n in self.order if self.status(n) == "interrupted"]
+        if stopped:
+            lines.append(
+                '<li class="st-interrupted"><span class="sym">⊘</span> interrupted: '
+                f"{self.links(stopped, _STORY_NAMES)}</li>"
+            )
         ok = [n for n in self.order if self.status(n) == "ok"]
-        if failed or orphans:
+        if failed or orphans or stopped:
             lines.append(
                 f'<li class="st-ok"><span class="sym">✓</span> still ran and succeeded: '
                 f"{self.links(ok, _STORY_NAMES)}</li>"
@@ -394,12 +409,7 @@ class _Page:
                 '<li class="st-not_run"><span class="sym">○</span> not run in this run: '
                 f"{self.links(not_run, _STORY_NAMES)}</li>"
             )
-        others = [
-            n
-            for n in self.order
-            if n in self.tasks
-            and self.status(n) not in ("ok", "error", "timeout", "upstream_failed")
-        ]
+        others = [n for n in self.order if n in self.tasks and self.status(n) not in _TASK_STATUSES]
         if others:
             lines.append(f"<li>other statuses: {self.links(others, _STORY_NAMES)}</li>")
         cb = self.callback
@@ -652,19 +662,29 @@ class _Page:
         body.append("</section>")
         return "".join(body)
 
-    def _error(self, error: Any, *, stderr: bool = False) -> str:
+    def _error(self, error: Any, *, stderr: bool = False, nested: bool = False) -> str:
         if not isinstance(error, Mapping):
             return f'<div class="error"><p class="message">{_block(str(error))}</p></div>'
         out = ['<div class="error">', f'<p class="message">{_block(str(error.get("message")))}</p>']
         kind, details = error.get("type"), error.get("details")
         if isinstance(kind, str) and isinstance(details, str):
             out.append(f'<p class="exception"><b>{_e(kind)}</b>: {_block(details)}</p>')
+        shown = {"message", "type", "details", "traceback", "trace", "stderr_tail"}
+        where = error.get("where")
+        if isinstance(where, Mapping) and where.get("file") is not None:
+            shown.add("where")
+            out.append(
+                f'<p class="where">in your code: <code>{_e(where["file"])}:'
+                f"{_e(where.get('line'))}</code>, in <code>{_e(where.get('function'))}</code></p>"
+            )
         trace = error.get("traceback") if isinstance(error.get("traceback"), str) else None
         if trace is None and isinstance(error.get("trace"), str):
             trace = error["trace"]
         if trace:
             out.append(f'<h3>Traceback</h3><pre class="trace">{_block(trace)}</pre>')
-        shown = {"message", "type", "details", "traceback", "trace", "stderr_tail"}
+        inner = error.get("task_error")
+        if isinstance(inner, Mapping) and not nested:
+            shown.add("task_error")  # shown below as an error of its own
         extra = [(k, v) for k, v in error.items() if k not in shown and v is not None]
         if extra:
             rows = "".join(
@@ -672,6 +692,9 @@ class _Page:
                 for k, v in extra
             )
             out.append(f'<dl class="more">{rows}</dl>')
+        if "task_error" in shown:
+            # A timeout or an interrupt: the harness's account, then the task's own error.
+            out.append(f"<h3>The task's own error</h3>{self._error(inner, nested=True)}")
         tail = error.get("stderr_tail")
         if stderr and isinstance(tail, str) and tail:
             out.append(f'<h3>stderr (last lines)</h3><pre class="stderr">{_block(tail)}</pre>')
@@ -771,7 +794,7 @@ class _Page:
         )
 
     def initial(self) -> str:
-        for wanted in (("error", "timeout"), ("upstream_failed",), None):
+        for wanted in (("error", "timeout"), ("interrupted",), ("upstream_failed",), None):
             for name in self.order:
                 if wanted is None or self.status(name) in wanted:
                     return self.ids[name]
@@ -779,8 +802,8 @@ class _Page:
 
     def render(self) -> str:
         legend = "".join(
-            f'<span class="badge st-{s}">{symbol} {label}</span>'
-            for s, (symbol, label) in _STATUS.items()
+            f'<span class="badge st-{s}">{_STATUS[s][0]} {_STATUS[s][1]}</span>'
+            for s in _TASK_STATUSES
         )
         body = (
             f"{self.header()}<main>{self.story()}"
@@ -939,6 +962,7 @@ tr.gap td{color:var(--dim);font-style:italic}
 .error{border-left:4px solid #c62828;padding:2px 0 2px 10px;margin:8px 0}
 .error .message{font-weight:700;margin:0 0 4px;white-space:pre-wrap}
 .error .exception{margin:0 0 6px;white-space:pre-wrap;overflow-wrap:anywhere}
+.error .where{margin:0 0 6px}
 ul.warnings{margin:0;padding-left:20px;color:#8a5300}
 .detail{padding-bottom:10px;border-bottom:1px dashed var(--line);margin-bottom:10px}
 .js .detail{display:none}.js .detail.shown{display:block;border:0}
@@ -958,12 +982,15 @@ marker path{fill:#7d8791}
 .st-timeout{--fill:#f3e5f5;--stroke:#7b1fa2}
 .st-upstream_failed{--fill:#fff3dc;--stroke:#a35f00}
 .st-not_run{--fill:#f1f3f5;--stroke:#7d8791}
+.st-interrupted{--fill:#e8eef7;--stroke:#3f5f8a}
+.st-callback_failed{--fill:#fde8e8;--stroke:#c62828}
 .st-unknown{--fill:#eeeeee;--stroke:#444}
 .badge{background:var(--fill);border-color:var(--stroke);color:var(--stroke)}
 #story li[class^=st-] .sym{color:var(--stroke)}
 .node rect{fill:var(--fill);stroke:var(--stroke)}
 .node.st-upstream_failed rect{stroke-dasharray:6 3}
 .node.st-not_run rect{stroke-dasharray:2 3}
+.node.st-interrupted rect{stroke-dasharray:8 2 2 2}
 .node .sym{fill:var(--stroke)}
 .bar rect{fill:var(--stroke)}.bar text.n{fill:#fff;font-size:10px;font-weight:700}
 .bar{cursor:pointer}.bar.selected rect{stroke:var(--sel);stroke-width:2}
