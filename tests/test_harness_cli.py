@@ -81,7 +81,7 @@ def test_hello_world_json_report_shape() -> None:
     code, report = run_json(str(DAGS / "hello_world.py"), "--store", str(STORE), "--run-id", "5")
     assert code == 0
     assert list(report) == [
-        "dag", "mod", "file", "run_id", "status", "duration_s", "tasks", "callback",
+        "dag", "mod", "file", "run_id", "status", "duration_s", "tasks", "callback", "graph",
     ]  # fmt: skip
     assert (report["dag"], report["mod"], report["run_id"], report["status"]) == (
         "hello_world",
@@ -94,7 +94,7 @@ def test_hello_world_json_report_shape() -> None:
     hello = report["tasks"]["hello"]
     assert list(hello) == [
         "status", "attempts", "duration_s", "value", "error", "logs", "exit_code", "warnings",
-        "retry_delays",
+        "retry_delays", "spans", "stderr_tail",
     ]  # fmt: skip
     assert hello["value"] == {"greeting": "hello", "run_id": 5}
     assert (hello["status"], hello["attempts"], hello["error"], hello["exit_code"]) == (

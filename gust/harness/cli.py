@@ -28,6 +28,7 @@ from gust import _process, protocol
 from gust.harness.dagfile import parse_dag_file
 from gust.harness.errors import HarnessError, UsageError
 from gust.harness.host import DEFAULT_GRACE, default_gust_cmd, split_gust_cmd
+from gust.harness.html import HtmlReportFile
 from gust.harness.report import RunReport
 from gust.harness.run import RunControl, run_plan
 from gust.harness.store import load_store
@@ -143,6 +144,9 @@ def _epilog() -> str:
     help="Largest frame accepted from a task (default 64 MiB).",
 )
 @click.option("--report", metavar="FILE", help="Write the report JSON to FILE.")
+@click.option(
+    "--html", metavar="FILE", help="Write the report as one self-contained HTML page to FILE."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report JSON instead of the view.")
 @click.option("--record", metavar="DIR", help="Write each task's exchange as a conformance case.")
 @click.option("--no-color", is_flag=True, help="Plain output: no colour, no live line.")
@@ -193,6 +197,7 @@ def _run_command(
     gust_cmd: str | None,
     max_frame_size: int,
     report: str | None,
+    html: str | None,
     as_json: bool,
     record: str | None,
     no_color: bool,
@@ -210,7 +215,9 @@ def _run_command(
             the_store = load_store(store)
             plan = parse_dag_file(dag_file, cmd, dag=dag)
             report_file = _open_report(report)
+            html_file: HtmlReportFile | None = None
             try:
+                html_file = HtmlReportFile(html) if html is not None else None
                 result = run_plan(
                     plan,
                     the_store,
@@ -230,9 +237,13 @@ def _run_command(
                 )
                 if report_file is not None:
                     report_file.write(result.to_text() + "\n")
+                if html_file is not None:
+                    html_file.write(result)
             finally:
                 if report_file is not None:
                     report_file.close()
+                if html_file is not None:
+                    html_file.discard()  # only when the page was not written: the run did not end
     except HarnessError as exc:
         click.echo(f"Error: {exc}", err=True)
         return EXIT_USAGE

@@ -8,14 +8,23 @@ The JSON form is the report of ``--report FILE`` and ``--json``::
                                     | "interrupted",
                           "attempts": 1, "duration_s": 0.2, "value": ..., "error": null | {...},
                           "logs": [{"t": 0.05, "level": "info", "msg": "...", "attempt": 1}],
-                          "exit_code": 0, "warnings": [], "retry_delays": []}},
-     "callback": null | {"fn": "...", "run_status": "ok", "status": "ok", ...}}
+                          "exit_code": 0, "warnings": [], "retry_delays": [],
+                          "spans": [{"attempt": 1, "start_s": 0.01, "end_s": 0.21,
+                                     "status": "ok", "exit_code": 0}],
+                          "stderr_tail": ""}},
+     "callback": null | {"fn": "...", "run_status": "ok", "status": "ok", ...,
+                         "start_s": 0.3, "end_s": 0.42},
+     "graph": {"<name>": ["<downstream name>", ...]}}
 
-``error`` is ``null`` or an object with at least ``message``; ``t`` counts seconds from the start
-of the run; ``warnings`` says where Gust would behave differently; ``retry_delays`` lists the
-seconds waited before each retry. The run's ``status`` is ``callback_failed`` when every task
-succeeded but the callback failed, and ``interrupted`` when the run was stopped (its tasks that
-did not finish are ``interrupted`` too). Keys are only ever added.
+``error`` is ``null`` or an object with at least ``message``; ``t``, ``start_s`` and ``end_s``
+count seconds from the start of the run (one time axis for the whole report); ``warnings`` says
+where Gust would behave differently; ``retry_delays`` lists the seconds waited before each retry.
+``spans`` holds one entry per attempt (empty for a task that never started), ``stderr_tail`` the
+last lines the task's last attempt wrote to stderr (up to 20 lines), and ``graph`` every task of
+the DAG, in file order, with its downstream tasks, including tasks this run did not run
+(``--task``). The run's ``status`` is ``callback_failed`` when every task succeeded but the
+callback failed, and ``interrupted`` when the run was stopped (its tasks that did not finish are
+``interrupted`` too). Keys are only ever added.
 """
 
 from __future__ import annotations
@@ -79,6 +88,8 @@ class TaskReport:
     warnings: list[str] = field(default_factory=list)
     #: Seconds waited before each retry, in order.
     retry_delays: list[float] = field(default_factory=list)
+    spans: list[dict[str, Any]] = field(default_factory=list)
+    stderr_tail: str = ""
 
     def to_json(self) -> dict[str, Any]:
         """The task's entry in the report JSON."""
@@ -92,6 +103,8 @@ class TaskReport:
             "exit_code": self.exit_code,
             "warnings": self.warnings,
             "retry_delays": self.retry_delays,
+            "spans": self.spans,
+            "stderr_tail": self.stderr_tail,
         }
 
 
@@ -107,6 +120,7 @@ class CallbackReport:
     error: dict[str, Any] | None = None
     logs: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    start_s: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         """The ``callback`` entry of the report JSON."""
@@ -119,6 +133,8 @@ class CallbackReport:
             "error": self.error,
             "logs": self.logs,
             "warnings": self.warnings,
+            "start_s": round(self.start_s, 3),
+            "end_s": round(self.start_s + self.duration_s, 3),
         }
 
 
@@ -135,6 +151,7 @@ class RunReport:
     tasks: dict[str, TaskReport] = field(default_factory=dict)
     callback: CallbackReport | None = None
     stages: list[list[str]] = field(default_factory=list)
+    graph: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def exit_code(self) -> int:
@@ -156,6 +173,7 @@ class RunReport:
             "duration_s": round(self.duration_s, 3),
             "tasks": {name: task.to_json() for name, task in self.tasks.items()},
             "callback": None if self.callback is None else self.callback.to_json(),
+            "graph": self.graph,
         }
 
     def to_text(self) -> str:

@@ -42,6 +42,7 @@ from gust.harness.host import (
     default_gust_cmd,
     task_argv,
 )
+from gust.harness.html import HtmlReportFile
 from gust.harness.recording import TranscriptWriter, case_name
 from gust.harness.report import CallbackReport, RunReport, TaskReport, author_location
 from gust.harness.store import ENV_SECRET_PREFIX, Store, load_store
@@ -206,6 +207,7 @@ class _Run:
             file=plan.file,
             run_id=self.run_id,
             stages=[list(s) for s in stages],
+            graph={name: list(spec.downstream) for name, spec in plan.tasks.items()},
         )
         self.observer.run_started(plan, self.run_id, stages)
         with temp_copy(plan.file) as copy:
@@ -315,6 +317,7 @@ class _Run:
                 entry["attempt"] = attempt
                 observer.task_log(name, entry)
 
+            start_s = time.monotonic() - self.t0
             outcome = self._process(
                 argv,
                 record=self.recorder is not None,
@@ -322,6 +325,7 @@ class _Run:
                 on_log=on_log,
                 on_stderr=lambda line: observer.task_stderr(name, line),
             )
+            end_s = time.monotonic() - self.t0
             where = author_location(outcome.error, plan.folder)
             if outcome.error is not None and where is not None:
                 outcome.error["where"] = where
@@ -332,6 +336,16 @@ class _Run:
                 except (OSError, ValueError) as exc:  # ValueError: the recorder's RecordError
                     outcome.warnings.append(f"--record: transcript {case} not written: {exc}")
             report.attempts = attempt
+            report.spans.append(
+                {
+                    "attempt": attempt,
+                    "start_s": round(start_s, 3),
+                    "end_s": round(end_s, 3),
+                    "status": outcome.status,
+                    "exit_code": outcome.exit_code,
+                }
+            )
+            report.stderr_tail = outcome.stderr_tail
             report.logs += outcome.logs
             prefix = f"attempt {attempt}: " if attempts > 1 else ""
             report.warnings += [prefix + w for w in outcome.warnings]
@@ -355,6 +369,7 @@ class _Run:
         observer = self.observer
         observer.callback_started(fn, status)
         argv = callback_argv(self.gust_cmd, copy, self.plan.name, fn, status, self.run_id)
+        start_s = time.monotonic() - self.t0
         outcome = self._process(
             argv,
             record=False,
@@ -372,6 +387,7 @@ class _Run:
             error=outcome.error,
             logs=outcome.logs,
             warnings=outcome.warnings,
+            start_s=start_s,
         )
         observer.callback_finished(report)
         return report
@@ -496,6 +512,7 @@ def run_dag(
     dag: str | None = None,
     store: Store | str | os.PathLike[str] | None = None,
     gust_cmd: Sequence[str] | None = None,
+    html: str | os.PathLike[str] | None = None,
     **options: Any,
 ) -> RunReport:
     """Parse ``file`` with ``gust parse`` and run one of its DAGs as Gust would.
@@ -505,6 +522,8 @@ def run_dag(
         dag: the DAG class to run (default: the file's first, as Gust takes).
         store: a :class:`~gust.harness.store.Store`, a store file path, or ``None`` (empty).
         gust_cmd: how to start the runtime (default: this interpreter with ``-m gust``).
+        html: write the report as one HTML page there (:mod:`gust.harness.html`); the path is
+            checked before anything runs.
         options: ``run_id`` (1), ``task`` (run only that task), ``max_parallel``
             (:func:`default_max_parallel`),
             ``timeout`` (seconds per attempt, none), ``grace`` (2 s from SIGTERM to SIGKILL),
@@ -522,4 +541,9 @@ def run_dag(
     the_store = store if isinstance(store, Store) else load_store(store)
     cmd = list(gust_cmd) if gust_cmd else default_gust_cmd()
     plan = parse_dag_file(file, cmd, dag=dag)
-    return run_plan(plan, the_store, gust_cmd=cmd, **options)
+    if html is None:
+        return run_plan(plan, the_store, gust_cmd=cmd, **options)
+    with HtmlReportFile(html, option="html") as page:  # checked before anything runs
+        report = run_plan(plan, the_store, gust_cmd=cmd, **options)
+        page.write(report)
+    return report
