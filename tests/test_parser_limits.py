@@ -321,3 +321,7 @@ def test_a_file_name_that_is_not_utf8_is_refused_in_band_naming_it(tmp_path: Pat
         "the JSON Gust reads cannot hold its path; rename the file",
     }
     json.dumps(entry, ensure_ascii=False).encode("utf-8")  # strict UTF-8 throughout
+    # the library call (gust check, the harness store) knows the real path: it reads the file
+    parsed = only(parse_file(os.fsdecode(path)))
+    assert (parsed["mod"], parsed["name"], parsed["error"]) == ("Named", "dag_\ufffd", {})
+    assert parsed["file_path"] == f"{tmp_path}/dag_\ufffd.py"

@@ -23,9 +23,9 @@ deterministic ASCII JSON for Gust, which reads the first entry only.
 Bounds: a parse runs in bounded memory and time whatever the file holds. A file over 8 MiB
 (:data:`~gust.parser._limits.MAX_SOURCE_BYTES`) is refused from its size before it is read, and
 one of more than 1,000,000 tokens (:data:`~gust.parser._limits.MAX_SOURCE_TOKENS`, about 40,000
-tasks) before it is parsed, which keeps Python's parser under about 1 GB; a file whose name is not
-valid UTF-8 is refused, as its path cannot be written in the JSON. The values read, the depth of
-inheritance, the tasks listed and the messages of an entry are bounded too
+tasks) before it is parsed, which keeps Python's parser under about 1 GB; :func:`render_file`
+refuses a file whose name is not valid UTF-8, as JSON cannot hold its path. The values read,
+the depth of inheritance, the tasks listed and the messages of an entry are bounded too
 (:mod:`gust.parser._limits`), each reported in-band when reached.
 
 The package's modules, one job each:
@@ -92,12 +92,6 @@ def parse_file(path: str) -> list[dict[str, Any]]:
     file_path = clean(absolute(path))
     name = clean(stem(path))
     try:
-        if not is_utf8(path):
-            raise SourceError(
-                UNREADABLE_FILE_LINE,
-                f"cannot use {shown(absolute(path))}: its name is not valid UTF-8, so the JSON "
-                "Gust reads cannot hold its path; rename the file",
-            )
         source = read_source(path)
         check_tokens(source, path)
     except SourceError as exc:
@@ -123,6 +117,20 @@ def parse_file(path: str) -> list[dict[str, Any]]:
 def render_file(path: str) -> str:
     """``gust parse --file path``: the entries of :func:`parse_file` as one line of JSON.
 
-    The JSON is ASCII with a fixed key order, so the same file always gives the same bytes.
+    The JSON is ASCII with a fixed key order, so the same file always gives the same bytes. A
+    file whose name is not valid UTF-8 is refused in-band: JSON cannot hold its path, and Gust
+    runs tasks from a copy of the ``file_path`` it reads. (:func:`parse_file` reads such a file,
+    with U+FFFD in ``name`` and ``file_path``, for callers that know the real path.)
     """
+    if not is_utf8(path):
+        file_path = absolute(path)
+        return render(
+            failure(
+                clean(stem(path)),
+                clean(file_path),
+                UNREADABLE_FILE_LINE,
+                f"cannot use {shown(file_path)}: its name is not valid UTF-8, so the JSON Gust "
+                "reads cannot hold its path; rename the file",
+            )
+        )
     return render(parse_file(path))

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from gust.parser._classes import Class, Member
     from gust.parser._module import Module
 
+# How many later DAG classes of a file the note on several DAG classes names one by one.
+_SEVERAL_NAMED: Final = 10
 #: The keys of an entry, in the order Gust's adapter (and SPEC §5) expects them.
 ENTRY_KEYS: Final = (
     "name",
@@ -66,7 +68,7 @@ def entries(
     budget = module.budget
     dags = [cls for cls in module.classes if cls.is_dag]
     if len(dags) > 1:
-        file_messages = [*file_messages, _several(dags)]
+        file_messages = [*file_messages, *_several(dags)]
     for cls in dags:
         cost = sum(c.weight for c in cls.mro)
         if budget.output + cost > MAX_OUTPUT:
@@ -77,15 +79,31 @@ def entries(
     return found
 
 
-def _several(dags: list[Class]) -> tuple[int, str]:
-    """The note every entry of a file with several DAG classes gets: Gust takes the first."""
-    first, others = dags[0], [cls.name for cls in dags[1:]]
-    named = ", ".join(others[:5]) + (f" and {len(others) - 5:,} more" if len(others) > 5 else "")
-    return (
-        dags[1].node.lineno,
-        f"this file holds {len(dags):,} Dag classes; Gust uses only the first, {first.name} "
-        f"(line {first.node.lineno}), and ignores {named}",
-    )
+def _several(dags: list[Class]) -> list[tuple[int, str]]:
+    """The notes every entry of a file with several DAG classes gets: Gust runs the first.
+
+    One per later class, at its line, in the words ``gust check`` uses for the same fact (so
+    it shows them once); past :data:`_SEVERAL_NAMED` classes, one line counts the rest.
+    """
+    first = dags[0].name
+    notes = [
+        (
+            cls.node.lineno,
+            f"{cls.name} is a second DAG class in this file: Gust runs only the first "
+            f"({first}); move {cls.name} to a file of its own",
+        )
+        for cls in dags[1 : _SEVERAL_NAMED + 1]
+    ]
+    if len(dags) > _SEVERAL_NAMED + 1:
+        more = len(dags) - _SEVERAL_NAMED - 1
+        notes.append(
+            (
+                dags[_SEVERAL_NAMED + 1].node.lineno,
+                f"{more:,} more DAG classes follow in this file; Gust runs only the first "
+                f"({first})",
+            )
+        )
+    return notes
 
 
 def _unlisted(module: Module, dag: Class) -> dict[str, Any]:
