@@ -512,7 +512,13 @@ def test_callback_from_an_unknown_base_is_a_message(tmp_path: Path) -> None:
     entry = only(parse_file(str(path)))
     assert entry["error"] == {}
     assert entry["options"]["on_finished_callback"] == "notify"
-    assert "may come from Callbacks" in entry["messages"][0]
+    assert entry["messages"] == [
+        f"line 7: base Callbacks of Mixed cannot be read: helpers is not a module of the DAG's "
+        f"folder {tmp_path} (no helpers.py or helpers/__init__.py there; an installed package "
+        "is never read); any task or option it defines is not seen",
+        "line 9: on_finished_callback 'notify' is not a method of Mixed as gust parse reads it; "
+        "it may come from Callbacks",
+    ]
 
 
 # ---- every in-band error: one table ---------------------------------------------------------

@@ -6,9 +6,11 @@ pass over the module's statements records which local names stand for gust's ``D
 ``task`` (however they were imported) and where every module-level name is bound. Each
 top-level class is then read once, in source order: its bases, its ``@task`` methods with their
 options, its class-level bindings and its ``__init__``. A class whose bases lead to ``gust.Dag``
-is a DAG. Its tasks and options are the merge of the in-file classes of its method resolution
-order, as attribute lookup sees them at run time: an inherited task keeps its place in
-``task_list`` and a subclass's definition replaces it.
+is a DAG. Its tasks and options are the merge of the classes of its method resolution order, as
+attribute lookup sees them at run time: an inherited task keeps its place in ``task_list`` and a
+subclass's definition replaces it. A base (or a constant, or gust's names) imported from a
+module of the DAG's folder is read from that module, parsed the same way on demand, never run;
+what cannot be read is said in-band with the reason.
 
 Values are read only when they are literals, or names bound to literals at module or class
 level (a method sees module names as bound once the file has run, and class attributes through
@@ -37,6 +39,9 @@ The package's modules, one job each:
 - :mod:`~gust.parser._options`: ``schedule`` and ``on_finished_callback`` through ``__init__``;
 - :mod:`~gust.parser._graph`: the downstream graph, its checks and its stages;
 - :mod:`~gust.parser._module`: one parsed file, read statement by statement;
+- :mod:`~gust.parser._imports`: the modules of the DAG's folder a file imports, and what names
+  stand for across them;
+- :mod:`~gust.parser._schedule`: schedules as Gust's cron parser reads them;
 - :mod:`~gust.parser._spec`: the JSON entries Gust reads;
 - :mod:`~gust.parser._problems`: errors and messages with their lines;
 - :mod:`~gust.parser._limits`: the bounds on memory and time, and the token count.
@@ -45,8 +50,11 @@ The package's modules, one job each:
 from __future__ import annotations
 
 import gc
+import os
 
+from gust._importpath import is_trusted_folder
 from gust.parser._classes import TASK_OPTION_NAMES
+from gust.parser._imports import Folder
 from gust.parser._limits import Budget
 from gust.parser._module import Module
 from gust.parser._options import OPTION_NAMES
@@ -106,9 +114,25 @@ def parse_file(path: str) -> list[dict[str, Any]]:
             tree, warned, unlisted = parse_source(source, file_path)
         except SourceError as exc:
             return failure(name, file_path, exc.line, exc.description)
-        module = Module(tree, name, file_path, Budget())
-        module.read(source)
-        return entries(module, warned, unlisted)
+        budget = Budget()
+        home = os.path.dirname(file_path)
+        folder = Folder(home, budget, is_trusted_folder(home))
+        module = Module(
+            tree, name, file_path, budget, folder, name, "", os.path.basename(file_path)
+        )
+        folder.root = module
+        folder.root_reading = True
+        try:
+            module.read(source)
+            folder.root_reading = False
+            return entries(module, warned, unlisted)
+        except RecursionError:  # every chain is bounded; this is the net under them all
+            return failure(
+                name,
+                file_path,
+                1,
+                "the file, with the modules it imports, nests too deeply for gust parse to read",
+            )
     finally:
         if collecting:
             gc.enable()

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import ast
 
-from gust.parser._evaluate import Context, NotStatic, call_arguments, class_before, qualname
+from gust.parser._evaluate import Context, NotStatic, call_arguments, qualname
+from gust.parser._imports import Gust, Unseen, Value, resolve
 from gust.parser._limits import MAX_MRO
 from gust.parser._problems import Problems, describe, snippet
 from gust.parser._scope import QUAL_DAG, QUAL_TASK, Scope, bind_statement
@@ -33,12 +34,13 @@ class Task:
     ``ref_line`` is where its downstream is written: errors about the downstream point there.
     """
 
-    __slots__ = ("downstream", "line", "name", "problems", "ref_line", "save")
+    __slots__ = ("downstream", "line", "module", "name", "problems", "ref_line", "save")
 
-    def __init__(self, name: str, line: int, ref_line: int) -> None:
+    def __init__(self, name: str, line: int, ref_line: int, module: Module) -> None:
         self.name = name
         self.line = line
         self.ref_line = ref_line
+        self.module = module
         self.downstream: list[str] = []
         self.save = False
         self.problems = Problems()
@@ -47,11 +49,12 @@ class Task:
 class Member:
     """A class-body binding that is not a task: ``kind`` is ``method`` or ``attribute``."""
 
-    __slots__ = ("kind", "line")
+    __slots__ = ("kind", "line", "module")
 
-    def __init__(self, kind: str, line: int) -> None:
+    def __init__(self, kind: str, line: int, module: Module) -> None:
         self.kind = kind
         self.line = line
+        self.module = module
 
 
 class Class:
@@ -59,8 +62,11 @@ class Class:
 
     ``ancestors``: the in-file classes of its method resolution order after itself (the MRO
     is kept without the class itself so that no reference cycle outlives a parse).
-    ``external``: its bases that are neither in the file nor gust's ``Dag``. ``weight``: what
-    listing it costs in an entry (members, downstream links, problems), counted against
+    ``external``: its bases that are neither classes ``gust parse`` read nor gust's ``Dag``;
+    ``unseen``: those of them an import names but that cannot be read, as ``(line, base,
+    reason, broken)`` (``broken``: the module is in the DAG's folder but could not be used).
+    ``module``: the file it is defined in. ``weight``: what listing it costs in an entry
+    (members, downstream links, problems), counted against
     :data:`~gust.parser._limits.MAX_OUTPUT` for every DAG class that inherits it.
     """
 
@@ -73,19 +79,28 @@ class Class:
         "init_node",
         "is_dag",
         "members",
+        "module",
         "node",
         "problems",
         "scope",
+        "unseen",
         "weight",
     )
 
     def __init__(
-        self, node: ast.ClassDef, index: int, bases: list[Class], external: list[str]
+        self,
+        node: ast.ClassDef,
+        index: int,
+        bases: list[Class],
+        external: list[str],
+        module: Module,
     ) -> None:
         self.node = node
         self.index = index
         self.bases = bases
         self.external = external
+        self.module = module
+        self.unseen: list[tuple[int, str, str, bool]] = []
         self.is_dag = False
         self.scope = Scope()
         self.ancestors: list[Class] = []
@@ -108,20 +123,28 @@ def read_class(module: Module, node: ast.ClassDef, index: int) -> Class:
     """Read the class statement ``node``, at position ``index`` of the module."""
     bases: list[Class] = []
     external: list[str] = []
+    unseen: list[tuple[int, str, str, bool]] = []
     direct = False
     for base in node.bases:
-        if isinstance(base, ast.Name):
-            found = class_before(module, base.id, index)
-            if found is not None:
-                bases.append(found)
-                continue
-            if base.id == "object":
-                continue
-        if qualname(module, base, index) == QUAL_DAG:
+        target = resolve(module, base, index)
+        if isinstance(target, Class):
+            bases.append(target)
+            continue
+        if isinstance(target, Gust) and target.qual == QUAL_DAG:
             direct = True
-        else:
-            external.append(snippet(base))
-    cls = Class(node, index, bases, external)
+            continue
+        if target is None and isinstance(base, ast.Name) and base.id == "object":
+            continue
+        shown = snippet(base)
+        external.append(shown)
+        if isinstance(target, Unseen) and not target.standard:
+            unseen.append((base.lineno, shown, target.reason, not target.missing))
+        elif isinstance(target, Value):
+            how = target.binding.how
+            reason = f"'{target.name}' is bound at line {target.binding.line} by {how}"
+            unseen.append((base.lineno, shown, reason, False))
+    cls = Class(node, index, bases, external, module)
+    cls.unseen = unseen
     cls.is_dag = direct or any(b.is_dag for b in bases)
     cls.ancestors = _linearise(cls)
     for position, stmt in enumerate(node.body):
@@ -129,14 +152,14 @@ def read_class(module: Module, node: ast.ClassDef, index: int) -> Class:
         bind_statement(stmt, position, cls.scope, None, bound, module.walrus)
         if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
             for name in bound[:-1]:  # names its decorators or defaults bind with :=
-                _set_member(cls, name, Member("attribute", stmt.lineno))
+                _set_member(cls, name, Member("attribute", stmt.lineno, module))
             _read_method(module, cls, stmt, position)
         elif isinstance(stmt, ast.Delete):
             for name in bound:
                 _delete_member(cls, name, stmt.lineno)
         else:
             for name in bound:
-                _set_member(cls, name, Member("attribute", stmt.lineno))
+                _set_member(cls, name, Member("attribute", stmt.lineno, module))
     weight = len(cls.members) + len(cls.problems.errors) + len(cls.problems.messages)
     for member in cls.members.values():
         if isinstance(member, Task):
@@ -174,7 +197,7 @@ def _read_method(
         cls.init_node = stmt
     task = _read_task(module, cls, stmt, position)
     if task is None:
-        _set_member(cls, stmt.name, Member("method", stmt.lineno))
+        _set_member(cls, stmt.name, Member("method", stmt.lineno, module))
         return
     previous = cls.members.get(stmt.name)
     if isinstance(previous, Task):
@@ -268,7 +291,7 @@ def _read_task(
     decorator = _task_decorator(module, cls, stmt, position)
     if decorator is None:
         return None
-    task = Task(stmt.name, stmt.lineno, decorator.lineno)
+    task = Task(stmt.name, stmt.lineno, decorator.lineno, module)
     if not isinstance(decorator, ast.Call):
         return task
     problems = task.problems

@@ -18,6 +18,16 @@ from __future__ import annotations
 
 import ast
 
+from gust.parser._imports import (
+    Gust,
+    Unseen,
+    Value,
+    attribute,
+    binding_target,
+    is_class,
+    is_module,
+    resolve_name,
+)
 from gust.parser._limits import MAX_VALUES
 from gust.parser._problems import describe, snippet
 from gust.parser._scope import DELETED, END
@@ -93,9 +103,18 @@ def qualname(
         return None
     if cls is not None and cls.scope.before(node.id, position) is not None:
         return None
-    binding = module.scope.before(node.id, module_position)
-    base = binding.gust if binding is not None else None
-    if base is None or not attrs:
+    binding = module.lookup(node.id, module_position)
+    if binding is None:
+        return None
+    base = binding.gust
+    if base is None:
+        if binding.imported is None:
+            return None
+        target = binding_target(module, node.id, binding)  # gust re-exported by a module
+        for attr in reversed(attrs):
+            target = attribute(target, attr)
+        return target.qual if isinstance(target, Gust) else None
+    if not attrs:
         return base
     attrs.reverse()
     qual = ".".join([base, *attrs])
@@ -105,12 +124,10 @@ def qualname(
 
 
 def class_before(module: Module, name: str, position: int) -> Class | None:
-    """The in-file class the module-level ``name`` refers to just before ``position``."""
-    binding = module.scope.before(name, position)
-    if binding is None:
-        return None
-    cls = module.class_at.get(binding.index)
-    return cls if cls is not None and cls.name == name else None
+    """The class the module-level ``name`` refers to just before ``position``: one of the file,
+    or one a module of the DAG's folder defines and the file imports."""
+    found = resolve_name(module, name, position)
+    return found if is_class(found) else None  # type: ignore[return-value]
 
 
 # ---- values -----------------------------------------------------------------------------------
@@ -171,7 +188,17 @@ def evaluate(module: Module, node: ast.expr, ctx: Context, depth: int = 0) -> An
 def _evaluate_binding(
     module: Module, name: str, binding: Binding, cls: Class | None, depth: int
 ) -> Any:
+    if cls is None:
+        declared = module.declared_global.get(name)
+        if declared is not None:
+            line, function = declared
+            raise NotStatic(
+                f"'{name}' is declared global in {function}() at line {line}, which may "
+                "rebind it whenever it runs"
+            )
     if binding.value is None:
+        if binding.imported is not None and binding.gust is None:
+            return _evaluate_import(module, name, binding, depth)
         if binding.how == DELETED:
             raise NotStatic(f"'{name}' is deleted by the del statement at line {binding.line}")
         raise NotStatic(f"'{name}' is bound at line {binding.line} by {binding.how}")
@@ -183,6 +210,21 @@ def _evaluate_binding(
         raise NotStatic(f"'{name}' (line {binding.line}) cannot be read: {exc.reason}") from None
 
 
+def _evaluate_import(module: Module, name: str, binding: Binding, depth: int) -> Any:
+    """The value of a name imported from a module of the DAG's folder, as bound there."""
+    target = binding_target(module, name, binding)
+    if isinstance(target, Unseen):
+        raise NotStatic(f"'{name}' (line {binding.line}) cannot be read: {target.reason}")
+    if not isinstance(target, Value):
+        raise NotStatic(f"'{name}' is bound at line {binding.line} by {binding.how}")
+    try:
+        return _evaluate_binding(target.module, target.name, target.binding, None, depth + 1)
+    except NotStatic as exc:
+        raise NotStatic(
+            f"'{name}' (line {binding.line}) comes from {target.module.display}: {exc.reason}"
+        ) from None
+
+
 def _evaluate_name(module: Module, node: ast.Name, ctx: Context, depth: int) -> Any:
     name = node.id
     if ctx.init is not None and name in ctx.init.local_names:
@@ -190,16 +232,9 @@ def _evaluate_name(module: Module, node: ast.Name, ctx: Context, depth: int) -> 
     if ctx.cls is not None:
         binding = ctx.cls.scope.before(name, ctx.position)
         if binding is not None:
-            return _evaluate_binding(module, name, binding, ctx.cls, depth)
-    binding = module.scope.before(name, ctx.module_position)
+            return _evaluate_binding(ctx.cls.module, name, binding, ctx.cls, depth)
+    binding = module.lookup(name, ctx.module_position)
     if binding is not None:
-        declared = module.declared_global.get(name)
-        if declared is not None:
-            line, function = declared
-            raise NotStatic(
-                f"'{name}' is declared global in {function}() at line {line}, which may "
-                "rebind it whenever it runs"
-            )
         return _evaluate_binding(module, name, binding, None, depth)
     if ctx.dag is not None and any(name in c.scope.names for c in ctx.dag.mro):
         raise NotStatic(
@@ -218,14 +253,23 @@ def _evaluate_attribute(
             raise NotStatic(f"self.{attr} is set on the instance in __init__")
         mro = ctx.dag.mro
     else:
-        cls = class_before(module, owner, ctx.module_position)
-        if cls is None or (ctx.init is not None and owner in ctx.init.local_names):
+        if ctx.init is not None and owner in ctx.init.local_names:
             raise NotStatic(f"{snippet(node)} is not a literal")
-        mro = cls.mro
+        target = resolve_name(module, owner, ctx.module_position)
+        if is_class(target):
+            mro = target.mro  # type: ignore[attr-defined]
+        else:
+            if is_module(target):  # a constant of an imported module
+                target = attribute(target, attr)
+            if isinstance(target, Value):
+                return _evaluate_binding(target.module, attr, target.binding, None, depth)
+            if isinstance(target, Unseen):
+                raise NotStatic(f"{snippet(node)} cannot be read: {target.reason}")
+            raise NotStatic(f"{snippet(node)} is not a literal")
     for cls in mro:
         binding = cls.scope.before(attr, END)
         if binding is not None:
-            return _evaluate_binding(module, attr, binding, cls, depth)
+            return _evaluate_binding(cls.module, attr, binding, cls, depth)
     raise NotStatic(f"{snippet(node)} is not a class attribute defined in this file")
 
 

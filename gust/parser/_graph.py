@@ -40,16 +40,22 @@ def stages(
             if j is None:
                 member = effective.get(name)
                 if member is not None:
-                    hint = f" (line {member.line} defines it without @task)"
+                    where = f"line {member.line}"
+                    if not member.module.is_root:
+                        where = f"{member.module.display} {where}"
+                    hint = f" ({where} defines it without @task)"
                 elif suggestions > 0:
                     suggestions -= 1
                     hint = did_you_mean(name, index)
                 else:
                     hint = ""
                 problems.error(
-                    task.ref_line,
-                    f"task '{task.name}' names downstream {name!r}, which is not a task of "
-                    f"{dag.name}{hint}",
+                    *_place(
+                        dag,
+                        task,
+                        f"task '{task.name}' names downstream {name!r}, which is not a task of "
+                        f"{dag.name}{hint}",
+                    )
                 )
                 continue
             downstream[i].append(j)
@@ -74,10 +80,23 @@ def stages(
         cycle = _find_cycle(downstream, waiting)
         names = [tasks[i].name for i in cycle]
         problems.error(
-            tasks[cycle[0]].ref_line,
-            f"the downstream links of {dag.name} form a cycle: " + " -> ".join([*names, names[0]]),
+            *_place(
+                dag,
+                tasks[cycle[0]],
+                f"the downstream links of {dag.name} form a cycle: "
+                + " -> ".join([*names, names[0]]),
+            )
         )
     return layers
+
+
+def _place(dag: Class, task: Task, text: str) -> tuple[int, str]:
+    """Where an error about ``task``'s links points: where they are written, or, for a task
+    of another file, the DAG class's line with the file and line in the text."""
+    module = task.module
+    if module.is_root:
+        return task.ref_line, text
+    return dag.node.lineno, f"{module.display} line {task.ref_line}: {text}"
 
 
 def _find_cycle(downstream: list[list[int]], waiting: list[int]) -> list[int]:

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import ast
 
-from gust.parser._evaluate import Context, NotStatic, call_arguments, class_before, qualname
-from gust.parser._problems import describe, snippet
+from gust.parser._evaluate import Context, NotStatic, call_arguments, qualname
+from gust.parser._imports import class_of
+from gust.parser._problems import Problems, describe, snippet
 from gust.parser._scope import END, QUAL_DAG
 
 TYPE_CHECKING = False  # typing is only for the type checker: `gust parse` starts on every edit
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
     from gust.parser._classes import Class
     from gust.parser._evaluate import Arg
     from gust.parser._module import Module
-    from gust.parser._problems import Problems
 
 #: The DAG options of ``Dag.__init__`` that ``gust parse`` reports, in positional order.
 OPTION_NAMES: Final = ("schedule", "on_finished_callback")
@@ -119,26 +119,32 @@ def _init_call(module: Module, call: ast.Call, cls: Class) -> InitCall | None:
     if isinstance(target, ast.Call) and isinstance(target.func, ast.Name):
         if target.func.id == "super":
             owner = target.args[0] if target.args else None
-            if isinstance(owner, ast.Name) and owner.id != cls.name:
-                named = class_before(module, owner.id, END)
+            if owner is not None and not (isinstance(owner, ast.Name) and owner.id == cls.name):
+                named = class_of(module, owner, END)
                 if named is not None:
                     return InitCall(call, "after", 0, named, snippet(func))
             return InitCall(call, "super", 0, None, snippet(func))
         return None
     if qualname(module, target, END) == QUAL_DAG:
         return InitCall(call, "dag", 1, None, snippet(func))
-    if isinstance(target, ast.Name):
-        named = class_before(module, target.id, END)
-        if named is not None:
-            return InitCall(call, "class", 1, named, snippet(func))
+    named = class_of(module, target, END)
+    if named is not None:
+        return InitCall(call, "class", 1, named, snippet(func))
     return None
 
 
 def read_options(
-    module: Module, dag: Class, problems: Problems
-) -> tuple[dict[str, Any], dict[str, int]]:
-    """The DAG's options, following ``__init__`` calls down its MRO; and their lines."""
+    dag: Class, problems: Problems
+) -> tuple[dict[str, Any], dict[str, tuple[int, str | None]]]:
+    """The DAG's options, following ``__init__`` calls down its MRO; and where each is written.
+
+    Each ``__init__`` is read in the module that defines it, with its problems said there.
+
+    Returns:
+        The options, and for each one read, its line and file (None: the DAG file).
+    """
     mro = dag.mro
+    anchor = dag.node.lineno
     layers: list[tuple[Class, Init, dict[str, Arg]]] = []
     position = 0
     while position < len(mro):
@@ -148,81 +154,98 @@ def read_options(
         if owner_position is None:
             break
         owner = mro[owner_position]
-        init = _init_of(module, owner)
-        call = init.call
-        if call is None:
-            problems.message(
-                init.node.lineno,
-                f"{owner.name}.__init__ calls neither super().__init__(...) nor "
-                "Dag.__init__(self, ...); schedule and on_finished_callback are left at None",
-            )
+        found_here = Problems()
+        stop = _follow(dag, owner, owner_position, layers, found_here)
+        problems.extend_from(origin(owner.module), anchor, found_here)
+        if stop is None:
             break
-        where = f"{call.text}(...) in {owner.name}.__init__"
-        if init.call_count > 1:
-            problems.message(
-                call.node.lineno,
-                f"{owner.name}.__init__ calls __init__ of a base {init.call_count} times; "
-                "only the first is read",
-            )
-        ctx = Context(None, 0, END, init, dag)
-        args = call_arguments(
-            module,
-            call.node,
-            call.skip,
-            OPTION_NAMES,
-            OPTION_NAMES,
-            where,
-            ctx,
-            problems,
-            strict=False,
-        )
-        layers.append((owner, init, args))
-        if call.kind == "dag":
-            break
-        if call.kind == "super":
-            position = owner_position + 1
-            continue
-        target = call.target
-        found = next((k for k, c in enumerate(mro) if c is target), None)
-        if (
-            found is None
-            or found < owner_position
-            or (call.kind == "class" and found == owner_position)
-        ):
-            problems.message(
-                call.node.lineno,
-                f"{where} calls into {target.name if target else '?'}, which does not "
-                f"come after {owner.name} in the bases of {dag.name}; the options it may "
-                "set are left at their defaults",
-            )
-            break
-        position = found + 1 if call.kind == "after" else found
+        position = stop
     values: dict[str, Any] = {}
-    lines: dict[str, int] = {}
+    places: dict[str, tuple[int, str | None]] = {}
     for name in OPTION_NAMES:
         values[name] = None
         for owner, init, args in layers:
             arg = args.get(name)
             if arg is None:
                 continue
+            found_here = Problems()
             ctx = Context(None, 0, END, init, dag)
             try:
-                value = arg.read(module, ctx)
+                value = arg.read(owner.module, ctx)
             except NotStatic as exc:
-                problems.message(
+                found_here.message(
                     arg.line,
                     f"{name} in {owner.name}.__init__ cannot be read statically: "
                     f"{exc.reason}; left at None",
                 )
-                break
-            if value is not None and not isinstance(value, str):
-                problems.message(
-                    arg.line,
-                    f"{name} in {owner.name}.__init__ must be a string or None, not "
-                    f"{describe(value)}; left at None",
-                )
-                break
-            values[name] = value
-            lines[name] = arg.line
+            else:
+                if value is not None and not isinstance(value, str):
+                    found_here.message(
+                        arg.line,
+                        f"{name} in {owner.name}.__init__ must be a string or None, not "
+                        f"{describe(value)}; left at None",
+                    )
+                else:
+                    values[name] = value
+                    places[name] = (arg.line, origin(owner.module))
+            problems.extend_from(origin(owner.module), anchor, found_here)
             break
-    return values, lines
+    return values, places
+
+
+def origin(module: Module) -> str | None:
+    """How problems found in ``module`` name it: None for the DAG file itself."""
+    return None if module.is_root else module.display
+
+
+def _follow(
+    dag: Class,
+    owner: Class,
+    owner_position: int,
+    layers: list[tuple[Class, Init, dict[str, Arg]]],
+    problems: Problems,
+) -> int | None:
+    """Read ``owner.__init__``'s call of a base ``__init__`` into ``layers``; return the MRO
+    position where the chain goes on, or None where it ends."""
+    mro = dag.mro
+    module = owner.module
+    init = _init_of(module, owner)
+    call = init.call
+    if call is None:
+        problems.message(
+            init.node.lineno,
+            f"{owner.name}.__init__ calls neither super().__init__(...) nor "
+            "Dag.__init__(self, ...); schedule and on_finished_callback are left at None",
+        )
+        return None
+    where = f"{call.text}(...) in {owner.name}.__init__"
+    if init.call_count > 1:
+        problems.message(
+            call.node.lineno,
+            f"{owner.name}.__init__ calls __init__ of a base {init.call_count} times; "
+            "only the first is read",
+        )
+    ctx = Context(None, 0, END, init, dag)
+    args = call_arguments(
+        module, call.node, call.skip, OPTION_NAMES, OPTION_NAMES, where, ctx, problems, strict=False
+    )
+    layers.append((owner, init, args))
+    if call.kind == "dag":
+        return None
+    if call.kind == "super":
+        return owner_position + 1
+    target = call.target
+    found = next((k for k, c in enumerate(mro) if c is target), None)
+    if (
+        found is None
+        or found < owner_position
+        or (call.kind == "class" and found == owner_position)
+    ):
+        problems.message(
+            call.node.lineno,
+            f"{where} calls into {target.name if target else '?'}, which does not "
+            f"come after {owner.name} in the bases of {dag.name}; the options it may "
+            "set are left at their defaults",
+        )
+        return None
+    return found + 1 if call.kind == "after" else found

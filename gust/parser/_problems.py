@@ -36,6 +36,18 @@ class Problems:
         self.errors.extend(other.errors)
         self.messages.extend(other.messages)
 
+    def extend_from(self, origin: str | None, anchor: int, other: Problems) -> None:
+        """Add ``other``'s problems, found in the module ``origin`` names (None: the DAG file
+        itself). Lines of another file cannot point into the DAG file: they go to ``anchor``
+        (the DAG class's line), and the text says where they are (``base.py line 12: ...``)."""
+        if origin is None:
+            self.extend(other)
+            return
+        self.errors.extend((anchor, f"{origin} line {line}: {text}") for line, text in other.errors)
+        self.messages.extend(
+            (anchor, f"{origin} line {line}: {text}") for line, text in other.messages
+        )
+
 
 def snippet(node: ast.AST) -> str:
     """The source of ``node``, cut to :data:`SNIPPET_LENGTH` characters."""

@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from typing import Final
 
+    #: What an import binds a name to: (module as written, relative level, attribute or None).
+    Imported = tuple[str, int, str | None]
+
 #: What a name that stands for gust's ``Dag`` or ``task`` resolves to.
 QUAL_DAG: Final = "gust.Dag"
 QUAL_TASK: Final = "gust.task"
@@ -30,18 +33,40 @@ END: Final = 1 << 62
 class Binding:
     """One binding of a name: at statement ``index`` of its body, to ``value`` if assigned
     (``value`` is None when something else bound it; ``how`` then says what). ``gust`` is the
-    gust object an import bound the name to (``gust``, ``gust.Dag``, ...), if any."""
+    gust object an import bound the name to (``gust``, ``gust.Dag``, ...), if any; ``imported``
+    is what another import bound it to: ``(module, level, attribute)``, as written
+    (``from .base import Base as B`` is ``("base", 1, "Base")``; ``import a.b`` binds ``a`` to
+    ``("a", 0, None)``)."""
 
-    __slots__ = ("gust", "how", "index", "line", "value")
+    __slots__ = ("gust", "how", "imported", "index", "line", "value")
 
     def __init__(
-        self, index: int, line: int, value: ast.expr | None, how: str, gust: str | None = None
+        self,
+        index: int,
+        line: int,
+        value: ast.expr | None,
+        how: str,
+        gust: str | None = None,
+        imported: Imported | None = None,
     ) -> None:
         self.index = index
         self.line = line
         self.value = value
         self.how = how
         self.gust = gust
+        self.imported = imported
+
+
+class StarImport:
+    """``from MODULE import *`` at statement ``index`` of the module: the names it binds are
+    known only once that module is read."""
+
+    __slots__ = ("imported", "index", "line")
+
+    def __init__(self, index: int, line: int, imported: Imported) -> None:
+        self.index = index
+        self.line = line
+        self.imported = imported
 
 
 def _binding_index(binding: Binding) -> int:
@@ -49,12 +74,14 @@ def _binding_index(binding: Binding) -> int:
 
 
 class Scope:
-    """Where each name of one body (the module or a class body) is bound, in statement order."""
+    """Where each name of one body (the module or a class body) is bound, in statement order;
+    ``stars``: the body's ``from ... import *`` of modules other than gust."""
 
-    __slots__ = ("names",)
+    __slots__ = ("names", "stars")
 
     def __init__(self) -> None:
         self.names: dict[str, list[Binding]] = {}
+        self.stars: list[StarImport] = []
 
     def bind(self, name: str, binding: Binding) -> None:
         bindings = self.names.get(name)
@@ -121,11 +148,16 @@ def bind_statement(
     """
 
     def bind(
-        name: str, line: int, value: ast.expr | None, how: str, gust: str | None = None
+        name: str,
+        line: int,
+        value: ast.expr | None,
+        how: str,
+        gust: str | None = None,
+        imported: Imported | None = None,
     ) -> None:
         if block is not None:
             value, how = None, in_block(block)
-        scope.bind(name, Binding(index, line, value, how, gust))
+        scope.bind(name, Binding(index, line, value, how, gust, imported))
         bound.append(name)
 
     line = stmt.lineno
@@ -153,10 +185,12 @@ def bind_statement(
     elif isinstance(stmt, ast.Import):
         for alias in stmt.names:
             local = alias.asname or alias.name.partition(".")[0]
-            gust = None
             if alias.name == "gust" or alias.name.startswith("gust."):
-                gust = alias.name if alias.asname else "gust"
-            bind(local, line, None, "an import", gust)
+                bind(local, line, None, "an import", alias.name if alias.asname else "gust")
+                continue
+            # ``import a.b`` binds ``a``, the package; ``import a.b as x`` binds the module
+            module = alias.name if alias.asname else local
+            bind(local, line, None, "an import", None, (module, 0, None))
     elif isinstance(stmt, ast.ImportFrom):
         from_gust = stmt.level == 0 and stmt.module in GUST_MODULES
         for alias in stmt.names:
@@ -164,10 +198,18 @@ def bind_statement(
                 if from_gust:  # gust's __all__ holds both
                     bind("Dag", line, None, "an import", QUAL_DAG)
                     bind("task", line, None, "an import", QUAL_TASK)
+                elif stmt.level or not (stmt.module or "").startswith("gust."):
+                    scope.stars.append(
+                        StarImport(index, line, (stmt.module or "", stmt.level, None))
+                    )
                 continue
-            # ``gust.dag`` is where both are defined: ``gust.dag.X`` is ``gust.X``
-            gust = f"gust.{alias.name}" if from_gust else None
-            bind(alias.asname or alias.name, line, None, "an import", gust)
+            if from_gust:  # ``gust.dag`` is where both are defined: ``gust.dag.X`` is ``gust.X``
+                bind(alias.asname or alias.name, line, None, "an import", f"gust.{alias.name}")
+            elif stmt.level or not (stmt.module or "").startswith("gust."):
+                imported = (stmt.module or "", stmt.level, alias.name)
+                bind(alias.asname or alias.name, line, None, "an import", None, imported)
+            else:  # another module of gust: not DAG code, never followed
+                bind(alias.asname or alias.name, line, None, "an import")
     elif _TYPE_ALIAS is not None and isinstance(stmt, _TYPE_ALIAS):
         bind(stmt.name.id, line, None, "a type statement")
     elif isinstance(stmt, _BLOCK_TYPES):

@@ -9,12 +9,13 @@ gives the same bytes.
 
 from __future__ import annotations
 
+import ast
 import json
 
 from gust.parser._classes import Task
 from gust.parser._graph import stages as layer_stages
 from gust.parser._limits import MAX_MESSAGE_CHARS, MAX_MESSAGES, MAX_OUTPUT
-from gust.parser._options import OPTION_NAMES, read_options
+from gust.parser._options import OPTION_NAMES, origin, read_options
 from gust.parser._problems import Problems, did_you_mean
 from gust.parser._schedule import ScheduleError, check_schedule
 from gust.parser._scope import DELETED, END
@@ -66,17 +67,56 @@ def entries(
     """
     found = []
     budget = module.budget
-    dags = [cls for cls in module.classes if cls.is_dag]
-    if len(dags) > 1:
-        file_messages = [*file_messages, *_several(dags)]
-    for cls in dags:
+    chosen = [(cls, _hidden(cls)) for cls in module.classes]
+    chosen = [(cls, hidden) for cls, hidden in chosen if cls.is_dag or hidden is not None]
+    file_messages = [*file_messages, *module.notes]
+    if len(chosen) > 1:
+        file_messages += _several([cls for cls, _ in chosen])
+    for cls, hidden in chosen:
         cost = sum(c.weight for c in cls.mro)
         if budget.output + cost > MAX_OUTPUT:
             found.append(_unlisted(module, cls))
             continue
         budget.output += cost
-        found.append(_entry(module, cls, file_messages, unlisted))
+        found.append(_entry(module, cls, file_messages, unlisted, hidden))
     return found
+
+
+def _hidden(cls: Class) -> tuple[int, str] | None:
+    """Why the tasks of ``cls``, not known to be a DAG, cannot be seen, when it looks like one.
+
+    It looks like a DAG when a base cannot be read (the standard library's aside) and the class
+    has ``@task`` methods, passes ``schedule`` or ``on_finished_callback`` to a base's
+    ``__init__``, or has a base in a module of the DAG's folder that could not be used. A class
+    with none of these (a helper deriving from an installed package's class) is not reported.
+    """
+    if cls.is_dag:
+        return None
+    unseen = [(owner, found) for owner in cls.mro for found in owner.unseen]
+    if not unseen:
+        return None
+    looks = any(found[3] for _, found in unseen) or _passes_options(cls)
+    looks = looks or any(isinstance(m, Task) for c in cls.mro for m in c.members.values())
+    if not looks:
+        return None
+    owner, (line, base, reason, _) = unseen[0]
+    whose = "its base" if owner is cls else f"{owner.name}'s base"
+    text = f"the tasks of {cls.name} cannot be seen: {whose} {base} cannot be read: {reason}"
+    if owner.module.is_root:
+        return line, text
+    return cls.node.lineno, f"{owner.module.display} line {line}: {text}"
+
+
+def _passes_options(cls: Class) -> bool:
+    """Whether some ``__init__`` of ``cls``'s method resolution order passes a DAG option by
+    name to a call (as ``super().__init__(schedule=...)`` does)."""
+    for owner in cls.mro:
+        if owner.init_node is None:
+            continue
+        for sub in ast.walk(owner.init_node):
+            if isinstance(sub, ast.Call) and any(k.arg in OPTION_NAMES for k in sub.keywords):
+                return True
+    return False
 
 
 def _several(dags: list[Class]) -> list[tuple[int, str]]:
@@ -148,11 +188,18 @@ def _listed(messages: list[tuple[int, str]], unlisted: int) -> list[str]:
 
 
 def _entry(
-    module: Module, dag: Class, file_messages: list[tuple[int, str]], unlisted: int
+    module: Module,
+    dag: Class,
+    file_messages: list[tuple[int, str]],
+    unlisted: int,
+    hidden: tuple[int, str] | None = None,
 ) -> dict[str, Any]:
     problems = Problems()
     problems.messages.extend(file_messages)
-    last = module.scope.before(dag.name, END)
+    anchor = dag.node.lineno
+    if hidden is not None:
+        problems.error(*hidden)
+    last = module.lookup(dag.name, END)
     if last is not None and last.index != dag.index:
         if last.how == DELETED:
             text = (
@@ -167,29 +214,46 @@ def _entry(
         problems.error(dag.node.lineno, text)
     effective: dict[str, Task | Member] = {}
     for cls in reversed(dag.mro):
-        problems.extend(cls.problems)
+        problems.extend_from(origin(cls.module), anchor, cls.problems)
         effective.update(cls.members)
+        if cls.is_dag:  # a hidden class's first unreadable base is its error already
+            for line, base, reason, _ in cls.unseen:
+                found = Problems()
+                found.message(
+                    line,
+                    f"base {base} of {cls.name} cannot be read: {reason}; any task or option "
+                    "it defines is not seen",
+                )
+                problems.extend_from(origin(cls.module), anchor, found)
     tasks = [m for m in effective.values() if isinstance(m, Task)]
     for task in tasks:
-        problems.extend(task.problems)
+        problems.extend_from(origin(task.module), anchor, task.problems)
     stages = layer_stages(dag, tasks, effective, problems)
-    options, lines = read_options(module, dag, problems)
+    options, places = read_options(dag, problems)
+
+    def place(name: str, text: str) -> tuple[int, str]:
+        line, where = places[name]
+        return (line, text) if where is None else (anchor, f"{where} line {line}: {text}")
+
     callback = options["on_finished_callback"]
     if callback is not None and callback not in effective:
-        line = lines["on_finished_callback"]
         external = [name for cls in dag.mro for name in cls.external]
         if external:
             problems.message(
-                line,
-                f"on_finished_callback {callback!r} is not a method of {dag.name} in this "
-                f"file; it may come from {', '.join(external)}",
+                *place(
+                    "on_finished_callback",
+                    f"on_finished_callback {callback!r} is not a method of {dag.name} as "
+                    f"gust parse reads it; it may come from {', '.join(external)}",
+                )
             )
         else:
             methods = (name for name in effective if not name.startswith("__"))
             problems.error(
-                line,
-                f"on_finished_callback {callback!r} names no method of {dag.name}"
-                + did_you_mean(callback, methods),
+                *place(
+                    "on_finished_callback",
+                    f"on_finished_callback {callback!r} names no method of {dag.name}"
+                    + did_you_mean(callback, methods),
+                )
             )
     schedule = options["schedule"]
     if schedule is not None:
@@ -198,7 +262,7 @@ def _entry(
         except ScheduleError as exc:
             shown = repr(schedule if len(schedule) <= 60 else schedule[:57] + "...")
             problems.error(
-                lines["schedule"], f"schedule {shown} is not one Gust understands: {exc}"
+                *place("schedule", f"schedule {shown} is not one Gust understands: {exc}")
             )
     error: dict[str, Any] = {}
     messages = problems.messages
