@@ -1,10 +1,11 @@
 """DAG classes and inheritance: the top-level classes of a file, their tasks and their bases.
 
 Each class statement is read once, in source order: its bases (classes of the file read before
-it, gust's ``Dag``, or something else), its ``@task`` methods with their options, its other
-members and its class-level bindings. A class whose bases lead to gust's ``Dag`` is a DAG. Its
-method resolution order over the classes of the file is computed with C3, as Python does, so
-that its tasks are those attribute lookup finds at run time.
+it, classes of modules of the DAG's folder, gust's ``Dag``, or something else, with the reason it
+cannot be read), its ``@task`` methods with their options, its other members and its
+class-level bindings. A class whose bases lead to gust's ``Dag`` is a DAG. Its method resolution
+order over the classes the parser read is computed with C3, as Python does, so that its tasks
+are those attribute lookup finds at run time.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from gust.parser._evaluate import Context, NotStatic, call_arguments, qualname
 from gust.parser._imports import Gust, Unseen, Value, resolve
 from gust.parser._limits import MAX_MRO
 from gust.parser._problems import Problems, describe, snippet
-from gust.parser._scope import QUAL_DAG, QUAL_TASK, Scope, bind_statement
+from gust.parser._scope import QUAL_DAG, QUAL_TASK, Binding, Scope, bind_statement
 
 TYPE_CHECKING = False  # typing is only for the type checker: `gust parse` starts on every edit
 if TYPE_CHECKING:
@@ -147,9 +148,15 @@ def read_class(module: Module, node: ast.ClassDef, index: int) -> Class:
     cls.unseen = unseen
     cls.is_dag = direct or any(b.is_dag for b in bases)
     cls.ancestors = _linearise(cls)
+    walrus = module.walrus
     for position, stmt in enumerate(node.body):
+        if not walrus and isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            # the common case, bound directly: a large DAG is thousands of these
+            cls.scope.bind(stmt.name, Binding(position, stmt.lineno, None, "a def"))
+            _read_method(module, cls, stmt, position)
+            continue
         bound: list[str] = []
-        bind_statement(stmt, position, cls.scope, None, bound, module.walrus)
+        bind_statement(stmt, position, cls.scope, None, bound, walrus)
         if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
             for name in bound[:-1]:  # names its decorators or defaults bind with :=
                 _set_member(cls, name, Member("attribute", stmt.lineno, module))

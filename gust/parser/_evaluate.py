@@ -3,10 +3,11 @@
 A value is read when it is a literal (strings, numbers, ``True``/``False``/``None``, and lists,
 tuples, sets and dicts of them), or a name bound to one, followed through any chain of names as
 Python would resolve them at that point of the file: a class-level binding hides the module's,
-and each binding is read as it stood where it is used. ``Owner.NAME`` reads a class attribute of
-a class of the file; inside ``__init__``, ``self.NAME`` reads one through the DAG's method
-resolution order. Anything else raises :class:`NotStatic` with a reason the caller turns into a
-message.
+and each binding is read as it stood where it is used. A name imported from a module of the
+DAG's folder is read there (:mod:`gust.parser._imports`), as bound once that module has run.
+``Owner.NAME`` reads a class attribute of a class the parser read (or a constant of an imported
+module); inside ``__init__``, ``self.NAME`` reads one through the DAG's method resolution order.
+Anything else raises :class:`NotStatic` with a reason the caller turns into a message.
 
 :func:`qualname` answers the other question names raise: whether a name (or ``mod.attr``)
 stands for something of gust, however it was imported. :func:`call_arguments` maps the
