@@ -10,6 +10,7 @@ costs nothing.
 
 from __future__ import annotations
 
+import _thread
 import ast
 import os
 import stat
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
 
 #: ``error.line`` of a file that could not be read at all (it has no line to point at).
 UNREADABLE_FILE_LINE: Final = 0
+
+_WARNINGS = _thread.allocate_lock()  # _thread, not threading: `gust parse` imports no more
 
 
 class SourceError(Exception):
@@ -165,7 +168,9 @@ def parse_source(source: bytes, file_path: str) -> tuple[ast.Module, list[tuple[
         else:
             kept.append((lineno or 0, f"{category.__name__}: {message}"))
 
-    with warnings.catch_warnings():
+    # The warnings machinery is global: one parse at a time redirects it (gust check parses in
+    # threads). Compiling holds the GIL throughout anyway, so nothing runs slower.
+    with _WARNINGS, warnings.catch_warnings():
         warnings.simplefilter("always")
         warnings.showwarning = collect
         try:
