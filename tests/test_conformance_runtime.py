@@ -49,7 +49,8 @@ def test_every_runtime_case_passes_against_our_runtime(tmp_path: Path) -> None:
     report = json.loads((tmp_path / "y_secret_found.json").read_text())
     assert report["verdict"] == "pass" and report["first_difference"] is None
     assert report["mode"] == "runtime" and report["exit"] == 0
-    assert report["command"][-8:-6] == ["--file", str(SUITE.dags_dir / "host_calls.py")]
+    dag_file = (SUITE.dags_dir / "host_calls.py").resolve()  # the package's copy
+    assert report["command"][-8:-6] == ["--file", str(dag_file)]
     names = [c["name"] for c in report["checks"]]
     assert "step 2 (h2c reply)" in names and names[-3:] == ["end of output", "exit", "stderr"]
     # every frame crossing the wire, in both directions, was validated against its schema

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 
 from gust.conformance.matchers import Path as JsonPath
 from gust.conformance.matchers import PathError, compare_frame, get_path, parse_path
+from gust.conformance.resources import SuiteNotOnDiskError, suite_root
 from gust.conformance.schema import SchemaSet
 
 __all__ = [
@@ -43,11 +43,15 @@ class CaseError(ValueError):
 
 
 def default_suite_root() -> Path:
-    """``$GUST_CONFORMANCE_DIR``, else the ``conformance/`` folder of this checkout."""
-    env = os.environ.get("GUST_CONFORMANCE_DIR")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2] / "conformance"
+    """The suite shipped inside the package (``conformance/`` of a checkout links to it).
+
+    Raises:
+        CaseError: the package data has no folder on disk (a zipped install).
+    """
+    try:
+        return suite_root()
+    except SuiteNotOnDiskError as exc:
+        raise CaseError(str(exc)) from None
 
 
 @dataclass(frozen=True)
