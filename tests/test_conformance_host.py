@@ -184,7 +184,7 @@ def test_a_host_answering_with_the_wrong_shape_fails_with_the_difference(
     assert proc.returncode == 1, proc.stdout + proc.stderr
     line, summary = proc.stdout.splitlines()
     assert line.startswith("FAIL y_secret_found (")
-    assert "step 2 (h2c reply) schema: $.data: missing required key 'id'" in line, line
+    assert "step 2 (h2c reply) schema: $.data: 'id' is a required property" in line, line
     assert summary == "0 passed, 1 failed"
 
 

@@ -182,7 +182,10 @@ def test_usage_errors_exit_2() -> None:
     assert "no case matches 'no_such_case'" in proc.stderr
     proc = conformance("host", "--case", "y_success")
     assert proc.returncode == 2
-    assert "give the host command after --" in proc.stderr
+    assert proc.stderr.splitlines()[-1] == "Error: Missing argument 'COMMAND...'."
+    proc = conformance("runtime", "--timeout", "0")
+    assert proc.returncode == 2
+    assert "Invalid value for '--timeout'" in proc.stderr
 
 
 CALL_CASES = [
