@@ -49,22 +49,27 @@ def test_every_runtime_case_passes_against_our_runtime(tmp_path: Path) -> None:
     report = json.loads((tmp_path / "y_secret_found.json").read_text())
     assert report["verdict"] == "pass" and report["first_difference"] is None
     assert report["mode"] == "runtime" and report["exit"] == 0
-    dag_file = (SUITE.dags_dir / "host_calls.py").resolve()  # the package's copy
-    assert report["command"][-8:-6] == ["--file", str(dag_file)]
+    assert report["command"][-8:-6] == ["--file", str((SUITE.dags_dir / "host_calls.py").resolve())]
     names = [c["name"] for c in report["checks"]]
     assert "step 2 (h2c reply)" in names and names[-3:] == ["end of output", "exit", "stderr"]
     # every frame crossing the wire, in both directions, was validated against its schema
     frame_steps = [n for n in names if n.startswith("step ") and not n.endswith(" schema")]
     assert [f"{n} schema" for n in frame_steps] == [n for n in names if n.endswith(" schema")]
-    streams = {"c2h": b"", "h2c": b""}
-    for chunk in report["wire"]:
-        streams[chunk["dir"]] += bytes.fromhex(chunk["hex"])
-    c2h = FrameDecoder()
-    c2h.feed(streams["c2h"])
-    assert [f["type"] for f in c2h.frames()] == ["start", "call", "log", "result"]
-    h2c = FrameDecoder()
-    h2c.feed(streams["h2c"])
-    assert h2c.frames()[0]["data"]["value"] == "conf-tok-4711"
+    # the wire: one entry per frame, in the order and at the time each crossed
+    wire = report["wire"]
+    assert [(w["dir"], w["frame"]["type"]) for w in wire] == [
+        ("c2h", "start"),
+        ("c2h", "call"),
+        ("h2c", "reply"),
+        ("c2h", "log"),
+        ("c2h", "result"),
+    ]
+    assert [w["t"] for w in wire] == sorted(w["t"] for w in wire)
+    for w in wire:
+        decoder = FrameDecoder()
+        decoder.feed(bytes.fromhex(w["hex"]))
+        assert decoder.frames() == [w["frame"]]
+    assert wire[2]["frame"]["data"]["value"] == "conf-tok-4711"
     failed_report = json.loads((tmp_path / "y_run_done_failure.json").read_text())
     assert failed_report["exit"] == 1 and "RuntimeError" in failed_report["stderr"]
 
@@ -204,14 +209,18 @@ CALL_CASES = [
 def test_replies_written_byte_by_byte_with_pauses_are_read_correctly(
     case, sizes: list[int], pause: float
 ) -> None:
+    pieces: list[bytes] = []
+
     def chunker(data: bytes):
         pos, i = 0, 0
         while pos < len(data):
             size = sizes[i % len(sizes)]
+            pieces.append(data[pos : pos + size])
             yield data[pos : pos + size], pause
             pos, i = pos + size, i + 1
 
     result = runtime_mode.run_case(case, SCHEMAS, chunker=chunker, timeout=20)
     assert result.passed, result.line()
     replies = [w for w in result.wire if w.dir == "h2c"]
-    assert len(replies) > 1 and max(len(w.data) for w in replies) <= max(sizes)
+    assert b"".join(pieces) == b"".join(w.data for w in replies)  # each reply cut as asked
+    assert len(pieces) > len(replies) and max(len(p) for p in pieces) <= max(sizes)

@@ -25,7 +25,7 @@ SUITE_FILES = [
     "schema/transcript.schema.json",
     "vectors/framing.json",
     "transcripts/y_success.json",
-    "transcripts/n_child_garbage.json",
+    "transcripts/n_child_hangs_past_timeout.json",
     "dags/basics.py",
     "dags/store.json",
 ]

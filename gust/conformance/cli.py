@@ -36,8 +36,8 @@ PROG: Final = "python -m gust.conformance"
 _HOST_HELP = (
     "COMMAND is the host, with placeholders filled in per argument: {gust} (the scripted child "
     "to run instead of gust; also first on PATH as `gust`), {dag_file}, {dag}, {task}, "
-    "{run_id}, {ctx_json}, {store}. It must run the task once and exit 0 exactly when the "
-    "task succeeded."
+    "{run_id}, {ctx_json}, {store}, {timeout}. It must run the task once and exit 0 when the "
+    "task succeeded, 1 when it failed."
 )
 
 
@@ -207,13 +207,10 @@ def host_command(
     """Test a host: run `COMMAND` once per case, with a scripted child in place of gust."""
     from gust.conformance import host_mode
 
-    suite, _, cases = _load(suite_dir, transcripts, "host", only)
-    keep_wire = report_dir is not None
+    suite, schemas, cases = _load(suite_dir, transcripts, "host", only)
 
     def play(case: Case) -> CaseResult:
-        return host_mode.run_case(
-            case, suite, list(command), timeout=timeout, store=store, keep_wire=keep_wire
-        )
+        return host_mode.run_case(case, suite, schemas, list(command), timeout=timeout, store=store)
 
     _finish(run_cases(cases, play, jobs, echo=_echo), report_dir)
 

@@ -30,11 +30,12 @@ from typing import IO, Any
 
 from gust.conformance.cases import Case
 from gust.conformance.matchers import brief, compare_frame
+from gust.conformance.procwatch import descendants, pid_belongs_to
 from gust.conformance.report import CaseResult
 from gust.conformance.schema import SchemaSet
 from gust.protocol import FrameDecoder, ProtocolError, encode_frame
 
-__all__ = ["DEFAULT_RUNTIME", "Chunker", "check_stderr", "pid_belongs_to", "run_case"]
+__all__ = ["DEFAULT_RUNTIME", "Chunker", "check_stderr", "run_case"]
 
 #: The runtime under test when none is given: this interpreter's ``gust``.
 DEFAULT_RUNTIME = [sys.executable, "-m", "gust"]
@@ -45,28 +46,6 @@ Chunker = Callable[[bytes], Iterable[tuple[bytes, float]]]
 
 class _Timeout(Exception):
     pass
-
-
-def pid_belongs_to(pid: int, root: int) -> bool:
-    """Whether ``pid`` is ``root`` or one of its descendants (Linux ``/proc``; else equality).
-
-    A host may start the runtime through a wrapper (``uv run gust``): the ``start`` frame then
-    carries the pid of the Python process below the wrapper, which is what Gust kills.
-    """
-    seen = 0
-    while pid > 1 and seen < 64:
-        if pid == root:
-            return True
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            return False
-        # The command name sits in parentheses and may hold spaces: parse after the last ')'.
-        fields = stat[stat.rindex(b")") + 2 :].split()
-        pid = int(fields[1])
-        seen += 1
-    return pid == root
 
 
 def check_stderr(rule: dict[str, Any], text: str) -> str | None:
@@ -95,6 +74,9 @@ class _Child:
             start_new_session=True,
         )
         self._chunks: queue.Queue[bytes] = queue.Queue()
+        #: The child and its descendants, as seen whenever output arrived: a wrapper's child
+        #: that sent ``start`` may be gone (and reaped) by the time its frame is judged.
+        self.family: set[int] = {self.proc.pid}
         self._stderr: list[bytes] = []
         self.decoder = FrameDecoder()
         self.stdout_closed = False
@@ -114,7 +96,10 @@ class _Child:
             except (OSError, ValueError):
                 chunk = b""
             if chunk:
-                self.result.wire_chunk("c2h", chunk)
+                self.family |= descendants(self.proc.pid)
+                self.result.wire_stream("c2h", chunk)
+            else:
+                self.result.wire_stream_end("c2h")
             self._chunks.put(chunk)
             if not chunk:
                 return
@@ -166,9 +151,9 @@ class _Child:
             if piece:
                 stdin.write(piece)
                 stdin.flush()
-                self.result.wire_chunk("h2c", piece)
             if pause > 0:
                 time.sleep(pause)
+        self.result.wire_entry("h2c", data)
 
     def close_stdin(self) -> None:
         stdin = self.proc.stdin
@@ -234,7 +219,11 @@ def run_case(
         return result
     root = child.proc.pid
     try:
-        _play(case, schemas, child, result, deadline, chunker, lambda p: pid_belongs_to(p, root))
+
+        def ours(pid: int) -> bool:
+            return pid in child.family or pid_belongs_to(pid, root)
+
+        _play(case, schemas, child, result, deadline, chunker, ours)
     finally:
         result.stderr = child.finish()
         result.exit = child.proc.returncode if result.exit is None else result.exit

@@ -2,9 +2,10 @@
 
 Theory of operation: :class:`SchemaSet` loads every ``*.schema.json`` of a folder, indexes it by
 its ``$id`` (schemas refer to each other by those ids) and validates with ``jsonschema``, the
-ecosystem's validator, which the runner gets from the ``conformance`` extra. The ``gust``
-runtime never imports this module, and :func:`require_jsonschema` turns a missing extra into
-one line that names the install command.
+ecosystem's validator, which the runner gets from the ``conformance`` extra. Only the runner
+process validates: the ``gust`` runtime and the scripted child never import this module's
+dependency, and :func:`require_jsonschema` turns a missing extra into one line that names the
+install command.
 
 Errors come back as a list of ``"<JSONPath>: <what is wrong>"`` strings, empty when valid.
 """
