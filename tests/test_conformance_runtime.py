@@ -51,7 +51,12 @@ def test_every_runtime_case_passes_against_our_runtime(tmp_path: Path) -> None:
     assert report["mode"] == "runtime" and report["exit"] == 0
     assert report["command"][-8:-6] == ["--file", str((SUITE.dags_dir / "host_calls.py").resolve())]
     names = [c["name"] for c in report["checks"]]
-    assert "step 2 (h2c reply)" in names and names[-3:] == ["end of output", "exit", "stderr"]
+    assert "step 2 (h2c reply)" in names and names[-4:] == [
+        "end of output",
+        "exit",
+        "outcome",
+        "stderr",
+    ]
     # every frame crossing the wire, in both directions, was validated against its schema
     frame_steps = [n for n in names if n.startswith("step ") and not n.endswith(" schema")]
     assert [f"{n} schema" for n in frame_steps] == [n for n in names if n.endswith(" schema")]
@@ -171,6 +176,21 @@ def test_a_broken_runtime_fails_with_the_case_and_the_difference(
     assert line.startswith(f"FAIL {case} (")
     assert difference in line, line
     assert summary == "0 passed, 1 failed"
+
+
+def test_the_outcome_is_judged_by_the_hosts_exchange_rules(tmp_path: Path) -> None:
+    # The same exchange machine as the harness decides how the task ended: a case whose
+    # outcome disagrees with its frames and exit status fails on that check.
+    case = json.loads((SUITE.transcripts_dir / "y_success.json").read_text())
+    case["outcome"] = "failed"
+    case["dag"] = str(SUITE.dags_dir / case["dag"])
+    (tmp_path / "y_success.json").write_text(json.dumps(case))
+    proc = conformance("runtime", "--transcripts", str(tmp_path))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert proc.stdout.splitlines()[0].endswith(
+        "outcome: under the host's rules (exit 0 and a success result) the task is ok; "
+        "expected failed"
+    ), proc.stdout
 
 
 def test_a_silent_runtime_fails_on_time_instead_of_hanging() -> None:

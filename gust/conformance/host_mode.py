@@ -2,7 +2,9 @@
 
 Theory of operation: for each case the runner makes a session folder (``session.json``, a
 ``bin/gust`` launcher for :mod:`gust.conformance.scripted_child`, ``out/`` for the child's
-records), then runs the user's host command with the placeholders filled in per argument
+records), then runs the user's host command through the project's process helper
+(:mod:`gust._process`: a session of its own, killed whole at the end) with the placeholders
+filled in per argument
 (``{gust}`` the launcher, ``{dag_file}``, ``{dag}``, ``{task}``, ``{run_id}``, ``{ctx_json}``,
 ``{store}``, ``{timeout}``), ``bin/`` first on ``PATH`` and ``GUST_CONFORMANCE_SESSION`` naming
 the session. While the host runs, the runner watches the processes that sent ``start`` (by pid
@@ -26,17 +28,15 @@ import contextlib
 import json
 import os
 import shlex
-import signal
 import stat
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Final
+from typing import Any, Final
 
+from gust import _process
 from gust.conformance import procwatch
 from gust.conformance.cases import Case, Suite
 from gust.conformance.matchers import brief
@@ -64,7 +64,9 @@ LINGER: Final = 0.3
 #: The scripted child gives up this long after the runner would (so the runner's verdict wins).
 _CHILD_SLACK: Final = 5.0
 _POLL: Final = 0.02
-_TAIL: Final = 2000
+_TAIL: Final = 4096
+_STDERR_KEEP: Final = 1 << 20
+_JOIN: Final = 5.0
 _OUTCOME: Final = {0: "ok", 1: "failed"}
 
 
@@ -185,23 +187,6 @@ class _Watch:
             procwatch.kill(p.spawned, p.spawned_start_time)
 
 
-class _Drain(threading.Thread):
-    """Reads one pipe of the host to its end."""
-
-    def __init__(self, stream: IO[bytes]) -> None:
-        super().__init__(daemon=True)
-        self.stream = stream
-        self.data = bytearray()
-
-    def run(self) -> None:
-        with contextlib.suppress(OSError, ValueError):
-            while chunk := self.stream.read1(1 << 16):
-                self.data += chunk
-
-    def text(self) -> str:
-        return bytes(self.data).decode("utf-8", "replace")
-
-
 def run_case(
     case: Case,
     suite: Suite,
@@ -250,46 +235,35 @@ def run_case(
         env[ENV_SESSION] = str(folder)
         env["PATH"] = f"{folder / 'bin'}{os.pathsep}{env.get('PATH', '')}"
         try:
-            proc = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                env=env,
-                start_new_session=True,
-            )
+            child = _process.spawn(argv, env=env, stdin=False)
         except OSError as exc:
             result.check("start the host", False, f"cannot run {argv[0]!r}: {exc}")
             result.duration = time.monotonic() - result.started
             return result
-        assert proc.stdout is not None and proc.stderr is not None
-        drains = [_Drain(proc.stdout), _Drain(proc.stderr)]
-        for d in drains:
-            d.start()
+        out = _process.StderrCollector(child.take_fd("stdout"), tail_bytes=_TAIL)
+        err = _process.StderrCollector(child.take_fd("stderr"), keep=_STDERR_KEEP)
+        out.start()
+        err.start()
         watch = _Watch(out_dir, case, task_timeout)
         hung_at: list[dict[str, Any]] | None = None
         try:
             deadline = time.monotonic() + limit
-            while True:
-                try:
-                    proc.wait(_POLL)
-                    break
-                except subprocess.TimeoutExpired:
-                    watch.poll()
+            while child.wait(_POLL) is None:
+                watch.poll()
                 if time.monotonic() >= deadline:
                     hung_at = _verdicts(out_dir)  # where the child waits, before anything ends
-                    with contextlib.suppress(ProcessLookupError, PermissionError):
-                        os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait()
-                    break
+                    child.kill()
+                    child.wait()
             watch.poll()
-            for d in drains:
-                d.join(5)
-            result.exit = proc.returncode
-            result.stderr = drains[1].text()
-            stdout_text = drains[0].text()
-            if stdout_text.strip():
-                result.notes.append("host stdout (tail): " + stdout_text[-_TAIL:])
+            out.join(_JOIN)
+            err.join(_JOIN)
+            result.exit = child.returncode
+            result.stderr = err.kept_text()
+            if err.total > _STDERR_KEEP:
+                result.stderr += f"\n[... {err.total} bytes in all; the end:]\n{err.tail_text(40)}"
+            stdout_tail = out.tail_text(40)
+            if stdout_tail.strip():
+                result.notes.append("host stdout (tail): " + stdout_tail)
             _judge(case, schemas, out_dir, result, hung_at, limit, watch)
             said = f"the host exited {result.exit}"
             if (
@@ -301,10 +275,10 @@ def run_case(
                 result.context = f" ({said}; {_stderr_said(result.stderr)})"
         finally:
             watch.kill_leftovers()
-            with contextlib.suppress(ProcessLookupError, PermissionError):  # already gone
-                os.killpg(proc.pid, signal.SIGKILL)
-            for stream in (proc.stdout, proc.stderr):
-                stream.close()
+            child.kill()
+            child.wait()
+            child.kill_leftovers(settle=0.2)
+            child.close()
         result.duration = time.monotonic() - result.started
     return result
 

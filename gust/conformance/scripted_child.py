@@ -29,17 +29,17 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import select
 import sys
 import time
 from pathlib import Path
 from typing import Any, NoReturn
 
+from gust._process import FrameReader, FrameTimeout
 from gust.conformance.cases import Case, CaseError, load_case
 from gust.conformance.matchers import brief, compare_frame, materialize
 from gust.conformance.procwatch import start_time
 from gust.conformance.wire import FrameSplitter
-from gust.protocol import FrameDecoder, ProtocolError, encode_frame
+from gust.protocol import ProtocolError, encode_frame
 
 __all__ = ["ENV_SESSION", "SESSION_FILE", "main"]
 
@@ -150,36 +150,23 @@ class _Stdin:
     """Frames from fd 0 with a deadline; every frame's bytes go to the verdict's wire."""
 
     def __init__(self, verdict: _Verdict) -> None:
-        self.decoder = FrameDecoder()
         self.splitter = FrameSplitter()
-        self.closed = False
+        self.reader = FrameReader(0, on_bytes=self._seen)
         self.verdict = verdict
+
+    def _seen(self, chunk: bytes) -> None:
+        for data in self.splitter.feed(chunk):
+            self.verdict.wire("h2c", data)
 
     def next(self, deadline: float) -> dict[str, Any] | None:
         """The next frame, ``None`` at EOF; raises ``TimeoutError`` or ``ProtocolError``."""
-        while True:
-            frame = self.decoder.next_frame()
-            if frame is not None:
-                return frame
-            if self.closed:
-                self.decoder.eof()
-                return None
-            remaining = deadline - time.monotonic()
-            ready, _, _ = select.select([0], [], [], max(0.0, remaining))
-            if not ready:
-                if remaining <= 0:
-                    raise TimeoutError
-                continue
-            try:
-                chunk = os.read(0, 1 << 16)
-            except OSError:
-                chunk = b""
-            if chunk:
-                for data in self.splitter.feed(chunk):
-                    self.verdict.wire("h2c", data)
-                self.decoder.feed(chunk)
-            else:
-                self.closed = True
+        was_closed = self.reader.closed
+        try:
+            return self.reader.next_frame(deadline)
+        except FrameTimeout:
+            raise TimeoutError from None
+        finally:
+            if self.reader.closed and not was_closed:
                 rest = self.splitter.rest()
                 if rest is not None:
                     self.verdict.wire("h2c", rest[0], rest[1])
