@@ -193,6 +193,19 @@ REQUIRED_CASES = {
 }
 
 
+def test_at_once_is_one_number_in_every_case_that_asks_for_a_kill() -> None:
+    from gust.conformance.host_mode import KILL_WITHIN
+
+    kills = {c.name: c.kill for c in load_cases(SUITE, SCHEMAS) if c.kill is not None}
+    assert set(kills) == {
+        "n_child_garbage",
+        "n_child_oversize_header",
+        "n_child_hangs_past_timeout",
+    }
+    assert {k["within"] for k in kills.values()} == {KILL_WITHIN}
+    assert f"**within {KILL_WITHIN:g} s**" in (SUITE.root / "README.md").read_text(encoding="utf-8")
+
+
 def test_the_cases_the_issue_requires_exist() -> None:
     names = {p.stem for p in CASE_FILES}
     assert names >= REQUIRED_CASES, REQUIRED_CASES - names

@@ -4,13 +4,13 @@ Theory of operation: for each case the runner makes a session folder (``session.
 ``bin/gust`` launcher for :mod:`gust.conformance.scripted_child`, ``out/`` for the child's
 records), then runs the user's host command through the project's process helper
 (:mod:`gust._process`: a session of its own, killed whole at the end) with the placeholders
-filled in per argument
-(``{gust}`` the launcher, ``{dag_file}``, ``{dag}``, ``{task}``, ``{run_id}``, ``{ctx_json}``,
-``{store}``, ``{timeout}``), ``bin/`` first on ``PATH`` and ``GUST_CONFORMANCE_SESSION`` naming
-the session. While the host runs, the runner watches the processes that sent ``start`` (by pid
-and start time, :mod:`.procwatch`): when the case wants the host to kill the task (after a
-framing fault, or after ``{timeout}``), a task process still alive ``within`` seconds later is
-a failure, and the runner kills it so the host can go on. Then it decides:
+filled in per argument (``{gust}`` the launcher, ``{dag_file}``, ``{dag}``, ``{task}``,
+``{run_id}``, ``{ctx_json}``, ``{store}``, ``{timeout}``), ``bin/`` first on ``PATH`` and
+``GUST_CONFORMANCE_SESSION`` naming the session. While the host runs, the runner watches the
+processes that sent ``start`` (by pid and start time, :mod:`.procwatch`): when the case wants
+the host to kill the task (after a framing fault, or after ``{timeout}``), a task process still
+alive ``within`` seconds later is a failure, and the runner kills it so the host can go on. Then
+it decides:
 
 - the scripted child did not refuse to run (a host that drops its environment is told so);
 - the host finished within the time limit (else: the wire so far, and which call waits);
