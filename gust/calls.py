@@ -109,11 +109,19 @@ class Session:
         return text if pattern is None else pattern.sub("***", text)
 
     def log(self, msg: str, level: str = "info") -> None:
-        """Send one log line, secrets masked, cut to :data:`gust.protocol.MAX_TEXT`."""
+        """Send one log line, secrets masked, cut to :data:`gust.protocol.MAX_TEXT`.
+
+        After the final frame, lines are dropped: the outcome is settled.
+        """
         pattern = self.masker.pattern
         if pattern is not None or len(msg) > protocol.MAX_TEXT:
             msg = self.clean(msg)
-        self.channel.write_frame(protocol.log_frame(msg, level))
+        try:
+            self.channel.write_frame(protocol.log_frame(msg, level))
+        except HostGoneError:
+            if self.state.finished:
+                return  # a thread the task left, logging after the result: nowhere to go
+            raise
 
     def send_start(self, pid: int) -> None:
         """Send the ``start`` frame (first of all)."""

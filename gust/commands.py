@@ -24,6 +24,8 @@ import errno
 import os
 import sys
 
+from gust.errors import GustError
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -56,7 +58,7 @@ EXIT_HOST_GONE: Final = 141
 EXIT_GRACE: Final = 1.0
 
 
-class UsageError(Exception):
+class UsageError(GustError):
     """The command cannot run as invoked; the message says why and what to do (exit 2)."""
 
 

@@ -11,7 +11,11 @@ runtime call (``get_secret_by_name``, ``get_task_by_name_run``) can fail derives
     │   ├── HostProtocolError      the host broke the protocol (a reply nobody asked for)
     │   └── NotInTaskError         no host answers calls here (unit test, `gust run done`)
     ├── LogLevelError (ValueError) log() was given a level gust does not know
-    └── ProtocolError              gust.protocol: a frame cannot be encoded or decoded
+    ├── TaskOptionError (TypeError) @task(...) was given a bad option
+    ├── ProtocolError              gust.protocol: a frame cannot be encoded or decoded
+    ├── UsageError                 gust.commands: a command invoked wrongly (exit status 2)
+    └── ...                        SetupError, TaskFailure, ContextError, UnsupportedValueError:
+                                   a task run's own failures, reported in-band
 
 Signals are not errors: ``gust.sandbox.TaskInterrupted`` is a ``BaseException``, as
 ``KeyboardInterrupt`` is, so ``except Exception`` in a task does not swallow a SIGTERM.
@@ -27,6 +31,7 @@ __all__ = [
     "HostProtocolError",
     "LogLevelError",
     "NotInTaskError",
+    "TaskOptionError",
 ]
 
 
@@ -78,3 +83,7 @@ class NotInTaskError(CallError):
 
 class LogLevelError(GustError, ValueError):
     """``log()`` was given a level other than debug, info, warning, error or critical."""
+
+
+class TaskOptionError(GustError, TypeError):
+    """``@task(...)`` was given an option it does not take (a ``TypeError``)."""

@@ -44,14 +44,21 @@ MIN_SECRET_LENGTH: Final = 4
 
 
 def _escapes(text: str) -> list[str]:
+    """``text`` as it appears inside a Python or JSON string literal, in every quoting style.
+
+    ``repr()`` and ``ascii()`` quote with ``'`` (escaping ``'``) unless the string holds a
+    ``'`` and no ``"``; a string nested in a bigger one takes the bigger one's style, so both
+    styles are produced (the ``"`` style only for text without ``"``, as Python never uses it
+    otherwise).
+    """
     import json  # loaded by the runtime already; kept local so `import gust.masking` is free
 
-    return [
-        repr(text)[1:-1],
-        ascii(text)[1:-1],
-        json.dumps(text)[1:-1],
-        json.dumps(text, ensure_ascii=False)[1:-1],
-    ]
+    forms = [json.dumps(text)[1:-1], json.dumps(text, ensure_ascii=False)[1:-1]]
+    for quote in (repr, ascii):
+        forms.append(quote(text + "'\"")[1:-4])  # both quotes inside: the ' style, escaped
+        if '"' not in text:
+            forms.append(quote(text + "'")[1:-2])  # a ' inside and no ": the " style
+    return forms
 
 
 def secret_forms(text: str) -> set[str]:
