@@ -108,7 +108,8 @@ class Channel:
 
     def write_bytes(self, data: bytes) -> None:
         """Write pre-encoded frame bytes whole, under the write lock."""
-        self._check_owner()
+        if _getpid() != self.owner_pid:
+            self._check_owner()
         main = _get_ident() == self._main
         with self.write_lock:
             if main:

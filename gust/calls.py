@@ -62,6 +62,9 @@ __all__ = [
 NOT_FOUND_ERRORS = protocol.NOT_FOUND_ERRORS
 
 _LEVELS = frozenset(protocol.LOG_LEVELS)
+_MAX_TEXT = protocol.MAX_TEXT
+_encode_frame = protocol.encode_frame
+_log_frame = protocol.log_frame
 
 
 class Session:
@@ -113,11 +116,10 @@ class Session:
 
         After the final frame, lines are dropped: the outcome is settled.
         """
-        pattern = self.masker.pattern
-        if pattern is not None or len(msg) > protocol.MAX_TEXT:
+        if self.masker.pattern is not None or len(msg) > _MAX_TEXT:
             msg = self.clean(msg)
         try:
-            self.channel.write_frame(protocol.log_frame(msg, level))
+            self.channel.write_bytes(_encode_frame(_log_frame(msg, level)))
         except HostGoneError:
             if self.state.finished:
                 return  # a thread the task left, logging after the result: nowhere to go
@@ -128,16 +130,17 @@ class Session:
         self.state.send(protocol.START)
         self.channel.write_frame(protocol.start_frame(pid))
 
-    def final_frames(self, frames: list[dict[str, Any]]) -> list[bytes]:
-        """Check and encode the last frames (an optional ``error``, then the ``result``).
+    def write_final(self, frames: list[tuple[str, bytes]]) -> None:
+        """Write the last frames (an optional ``error``, then the ``result``), each given as
+        ``(type, encoded bytes)``, under the turn rules; nothing can be written after them.
 
         Raises:
-            LocalProtocolError: the frames break the turn rules or cannot be encoded.
+            LocalProtocolError: the frames break the turn rules.
+            HostGoneError: as for :meth:`gust._channel.Channel.write_final`.
         """
-        state = self.state
-        for frame in frames:
-            state.send(frame["type"])
-        return [protocol.encode_frame(frame) for frame in frames]
+        for kind, _ in frames:
+            self.state.send(kind)
+        self.channel.write_final([data for _, data in frames])
 
     def call(self, frame: dict[str, Any], what: str) -> Any:
         """Send a ``call`` frame and return the reply's ``data`` (see the module docstring).

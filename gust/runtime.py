@@ -138,15 +138,15 @@ class _TaskRun:
         self.dag = dag
         self.task = task
 
-    def execute(self, ctx_json: str | None) -> list[dict[str, Any]]:
-        """Run the task; return its final frames (the result, or an error and the result)."""
+    def execute(self, ctx_json: str | None) -> list[tuple[str, bytes]]:
+        """Run the task; return its final frames, encoded (the result, or error and result)."""
         try:
-            return [self._run(ctx_json)]
+            return [(protocol.RESULT, self._run(ctx_json))]
         except TaskFailure as failure:
             self.signals.disarm()
-            return failure_frames(failure, self.session.clean)
+            return encode_frames(failure_frames(failure, self.session.clean))
 
-    def _run(self, ctx_json: str | None) -> dict[str, Any]:
+    def _run(self, ctx_json: str | None) -> bytes:
         session = self.session
         try:
             ctx = _parse_ctx(ctx_json)
@@ -174,7 +174,7 @@ class _TaskRun:
         except BaseException as exc:
             raise TaskFailure("Task execution failed", exc) from exc
 
-    def _result(self, value: Any, save: bool) -> dict[str, Any]:
+    def _result(self, value: Any, save: bool) -> bytes:
         from gust.values import UnsupportedValueError, to_json_value
 
         try:
@@ -187,16 +187,19 @@ class _TaskRun:
                 f"but it returned {type(value).__name__}",
                 TypeError(f"expected dict, got {type(value).__name__}"),
             )
-        frame = protocol.result_success(data)
         try:
-            protocol.encode_frame(frame)  # fail here, with a message, rather than at the end
+            return protocol.encode_frame(protocol.result_success(data))
         except protocol.LocalProtocolError as exc:
             raise TaskFailure(f"Task result cannot be sent: {exc}", exc) from None
-        return frame
 
 
-def _interrupted_frames(exc: TaskInterrupted, session: Session) -> list[dict[str, Any]]:
-    return failure_frames(TaskFailure("Task execution failed", exc), session.clean)
+def encode_frames(frames: list[dict[str, Any]]) -> list[tuple[str, bytes]]:
+    """``(type, bytes)`` of each frame, as :meth:`gust.calls.Session.write_final` takes them."""
+    return [(frame["type"], protocol.encode_frame(frame)) for frame in frames]
+
+
+def _interrupted_frames(exc: TaskInterrupted, session: Session) -> list[tuple[str, bytes]]:
+    return encode_frames(failure_frames(TaskFailure("Task execution failed", exc), session.clean))
 
 
 def run_task(file: str, dag: str, task: str, ctx_json: str | None) -> int:
@@ -221,7 +224,7 @@ def run_task(file: str, dag: str, task: str, ctx_json: str | None) -> int:
         if not final.acquire(blocking=False):
             return  # the main thread is writing the final frames and will exit
         try:
-            channel.write_final(session.final_frames(_interrupted_frames(exc, session)))
+            session.write_final(_interrupted_frames(exc, session))
         except HostGoneError:
             os._exit(EXIT_HOST_GONE)
         os._exit(0)
@@ -242,11 +245,10 @@ def run_task(file: str, dag: str, task: str, ctx_json: str | None) -> int:
             frames = _interrupted_frames(exc, session)
         if os.getpid() != channel.owner_pid:
             return _forked_child_leaves()
-        data = session.final_frames(frames)
         main_reports = final.acquire(blocking=False)
         if not main_reports:
             threading.Event().wait()  # the watchdog is reporting and will end the process
-        channel.write_final(data)
+        session.write_final(frames)
     except HostGoneError:
         if os.getpid() != channel.owner_pid:
             return _forked_child_leaves()

@@ -206,7 +206,7 @@ def _run_in_memory(task: str) -> list[dict[str, Any]]:
     calls.activate(session)
     try:
         frames = _TaskRun(session, signals, str(SANDBOX), "Sandbox", task).execute('{"run_id": 1}')
-        channel.write_final(session.final_frames(frames))
+        session.write_final(frames)
     finally:
         calls.activate(None)
     return sent(channel)
