@@ -15,6 +15,11 @@ round-robin so that noise from the rest of the machine falls on all of them alik
    child's peak RSS, with the marginal cost per task and the growth exponent (1.0 is linear).
 4. The harness: one stage of 16 tasks with ``--max-parallel`` 1, 2 and 4, trivial tasks and
    tasks that sleep (waiting on I/O), with the harness process's own CPU time per task.
+5. The harness at scale: a stage of 300 trivial tasks at the default parallelism beside
+   ``--max-parallel`` = the CPU count (the previous default), against the CPU floor (the sum of
+   the children's own CPU time divided by the cores); then stages of 100, 1,000 and 2,000 tasks
+   and a 2,000-task chain at the default: wall time, floor, ratio to the floor, the harness's
+   own CPU per task and its peak RSS.
 
 Children run with bytecode caching allowed (``PYTHONDONTWRITEBYTECODE`` removed from their
 environment) after a warm-up run, as on an orchestrator node where ``uv run`` has run before.
@@ -78,6 +83,7 @@ sys.stdout.flush()
 sys.stderr.write("\\nGUST-BENCH-RUSAGE " + json.dumps({
     "self_cpu_s": own.ru_utime + own.ru_stime,
     "children_cpu_s": kids.ru_utime + kids.ru_stime,
+    "self_maxrss_kib": own.ru_maxrss,
 }) + "\\n")
 sys.exit(code)
 """
@@ -344,6 +350,10 @@ class Context:
     harness_sleep: float
     harness_repeat: int
     harness_levels: list[int]
+    scale_wide: int = 300
+    scale_sizes: list[int] = field(default_factory=lambda: [100, 1000, 2000])
+    scale_chain: int = 2000
+    scale_repeat: int = 3
     results: dict[str, Any] = field(default_factory=dict)
 
 
@@ -606,8 +616,10 @@ def bench_parse(ctx: Context) -> None:
     ctx.results["parse"] = {"repeats": ctx.parse_repeat, "rows": rows, "growth": growth}
 
 
-def _harness(ctx: Context, dag: Path, parallel: int, tasks: int) -> dict[str, float]:
-    argv = [ctx.python, "-c", HARNESS_WRAPPER, str(dag), "--max-parallel", str(parallel), "--json"]
+def _harness(ctx: Context, dag: Path, parallel: int | None, tasks: int) -> dict[str, float]:
+    argv = [ctx.python, "-c", HARNESS_WRAPPER, str(dag), "--json"]
+    if parallel is not None:
+        argv += ["--max-parallel", str(parallel)]
     run = run_child(argv, ctx.env, ctx.work)
     err = run.stderr.decode(errors="replace")
     marker = err.rfind("GUST-BENCH-RUSAGE ")
@@ -622,6 +634,8 @@ def _harness(ctx: Context, dag: Path, parallel: int, tasks: int) -> dict[str, fl
         "wall_s": run.wall_s,
         "run_s": float(report.get("duration_s") or run.wall_s),
         "host_cpu_s": usage["self_cpu_s"],
+        "children_cpu_s": usage["children_cpu_s"],
+        "host_rss_mib": usage["self_maxrss_kib"] / 1024,
     }
 
 
@@ -675,6 +689,82 @@ def bench_harness(ctx: Context) -> None:
         "repeats": ctx.harness_repeat,
         "rows": rows,
     }
+
+
+def chain_stage_dag(n: int) -> str:
+    """A chain of ``n`` trivial tasks: ``n`` stages of one task each."""
+    parts = ["from gust import Dag, task\n\n\nclass Chain(Dag):\n"]
+    for i in range(n):
+        down = f'(downstream="t{i + 1:04d}")' if i + 1 < n else ""
+        parts.append(f"    @task{down}\n    def t{i:04d}(self, ctx):\n        return {i}\n\n")
+    return "".join(parts)
+
+
+def _scale_row(
+    label: str,
+    shape: str,
+    tasks: int,
+    parallel: str,
+    rs: list[dict[str, float]],
+    base_cpu: float,
+    cores: int,
+) -> dict[str, Any]:
+    run_s = median([r["run_s"] for r in rs])
+    floor = median([r["children_cpu_s"] for r in rs]) / cores
+    return {
+        "name": label,
+        "shape": shape,
+        "tasks": tasks,
+        "parallel": parallel,
+        "run_s": run_s,
+        "floor_s": floor,
+        "x_floor": run_s / floor if floor > 0 else float("nan"),
+        "host_cpu_ms_per_task": max(median([r["host_cpu_s"] for r in rs]) - base_cpu, 0.0)
+        / max(tasks - 1, 1)
+        * 1000,
+        "host_rss_mib": median([r["host_rss_mib"] for r in rs]),
+    }
+
+
+def bench_scale(ctx: Context) -> None:
+    """Benchmark 5: wide stages and a long chain at the default parallelism, against the floor."""
+    cores = os.cpu_count() or 1
+    wide = ctx.scale_wide
+    single = ctx.work / "scale_1.py"
+    single.write_text(stage_dag(1, 0.0))
+    stage = ctx.work / f"scale_stage_{wide}.py"
+    stage.write_text(stage_dag(wide, 0.0))
+
+    def job(path: Path, parallel: int | None, tasks: int) -> Callable[[], dict[str, float]]:
+        return lambda: _harness(ctx, path, parallel, tasks)
+
+    variants = {"default": job(stage, None, wide), "cores": job(stage, cores, wide)}
+    variants["single"] = job(single, None, 1)
+    for fn in variants.values():
+        fn()
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in variants}
+    for _ in range(ctx.scale_repeat):
+        for name, fn in variants.items():
+            runs[name].append(fn())
+    base_cpu = median([r["host_cpu_s"] for r in runs["single"]])
+    rows = [
+        _scale_row(f"stage of {wide}, default parallelism", "stage", wide, "default",
+                   runs["default"], base_cpu, cores),
+        _scale_row(f"stage of {wide}, --max-parallel {cores} (previous default)", "stage", wide,
+                   str(cores), runs["cores"], base_cpu, cores),
+    ]  # fmt: skip
+    rows[0]["vs_previous"] = rows[0]["run_s"] / rows[1]["run_s"]
+    rows[0]["budget"] = "<= 1.2x floor"
+    rows[0]["ok"] = rows[0]["x_floor"] <= 1.2
+    for shape, n in [("stage", size) for size in ctx.scale_sizes] + [("chain", ctx.scale_chain)]:
+        if n < 1:
+            continue
+        path = ctx.work / f"scale_{shape}_{n}.py"
+        path.write_text(stage_dag(n, 0.0) if shape == "stage" else chain_stage_dag(n))
+        r = _harness(ctx, path, None, n)
+        rows.append(_scale_row(f"{shape} of {n}, default", shape, n, "default", [r], base_cpu,
+                               cores))  # fmt: skip
+    ctx.results["scale"] = {"cores": cores, "repeats": ctx.scale_repeat, "rows": rows}
 
 
 # -- the table ------------------------------------------------------------------------------
@@ -767,6 +857,22 @@ def render_table(results: dict[str, Any]) -> str:
                 f"{r['x_serial']:9.2f} {r['wall_s']:7.3f} {r['host_cpu_ms_per_task']:17.2f}  "
                 f"{_verdict(r)}"
             )
+    if "scale" in results:
+        s = results["scale"]
+        out += [
+            "",
+            f"5. Harness at scale on {s['cores']} cores (floor = children's CPU / cores; the wide "
+            f"stage is the median of {s['repeats']}, side by side with the previous default)",
+            f"   {'run':48} {'run s':>7} {'floor s':>8} {'x floor':>8} "
+            f"{'host CPU ms/task':>17} {'peak RSS MiB':>13}  budget",
+        ]
+        for r in s["rows"]:
+            extra = f" ({r['vs_previous']:.2f}x the previous)" if "vs_previous" in r else ""
+            out.append(
+                f"   {r['name']:48} {r['run_s']:7.2f} {r['floor_s']:8.2f} {r['x_floor']:8.2f} "
+                f"{r['host_cpu_ms_per_task']:17.2f} {r['host_rss_mib']:13.1f}  "
+                f"{_verdict(r)}{extra}"
+            )
     return "\n".join(out)
 
 
@@ -777,6 +883,7 @@ BENCHMARKS = {
     "log": bench_log,
     "parse": bench_parse,
     "harness": bench_harness,
+    "scale": bench_scale,
 }
 
 
@@ -834,6 +941,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--harness-levels", type=_ints, default=[1, 2, 4])
     parser.add_argument("--harness-repeat", type=_positive, help="harness runs per level (3)")
+    parser.add_argument("--scale-wide", type=_positive, default=300, help="the wide stage (300)")
+    parser.add_argument("--scale-sizes", type=_ints, default=[100, 1000, 2000])
+    parser.add_argument("--scale-chain", type=int, default=2000, help="chain length (0: none)")
+    parser.add_argument("--scale-repeat", type=_positive, help="wide-stage runs per variant (3)")
     parser.add_argument(
         "--keep-dont-write-bytecode",
         action="store_true",
@@ -871,6 +982,10 @@ def main(argv: list[str] | None = None) -> int:
         harness_sleep=args.harness_sleep,
         harness_repeat=args.harness_repeat or (1 if quick else 3),
         harness_levels=sorted(set(args.harness_levels)),
+        scale_wide=args.scale_wide,
+        scale_sizes=sorted(set(args.scale_sizes)),
+        scale_chain=args.scale_chain,
+        scale_repeat=args.scale_repeat or (1 if quick else 3),
     )
     try:
         ctx.results["machine"] = machine_info(args.python, env)

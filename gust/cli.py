@@ -70,6 +70,23 @@ def _build(group: click.Group) -> None:
 _build(cli)
 
 
+@cli.command("check")
+@click.argument("paths", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON report instead of lines.")
+@click.option("--no-import", is_flag=True, help="The static parse only: import nothing.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=60.0,
+    help="Seconds each file may take to import (default 60).",
+)
+def check_command(paths: tuple[str, ...], as_json: bool, no_import: bool, timeout: float) -> None:
+    """Report every problem of the DAG files in PATHS (default: .) as file:line: message."""
+    from gust.check import main as check
+
+    raise SystemExit(check(paths, as_json=as_json, load=not no_import, timeout=timeout))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the click command line (the console script reaches it through :mod:`gust._entry`)."""
     cli.main(args=argv, prog_name="gust")

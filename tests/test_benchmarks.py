@@ -20,6 +20,7 @@ TINY = [
     *("--parse-sizes", "5,10", "--parse-repeat", "1"),
     *("--harness-tasks", "2", "--harness-levels", "1,2", "--harness-repeat", "1"),
     *("--harness-sleep", "0.01"),
+    *("--scale-wide", "3", "--scale-sizes", "2,4", "--scale-chain", "3", "--scale-repeat", "1"),
 ]
 
 
@@ -46,7 +47,13 @@ def test_smoke_run_on_tiny_sizes_prints_the_table_and_writes_json(tmp_path: Path
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
-    for heading in ("1. Start-up", "2. log() throughput", "3. gust parse", "4. Harness"):
+    for heading in (
+        "1. Start-up",
+        "2. log() throughput",
+        "3. gust parse",
+        "4. Harness",
+        "5. Harness at scale",
+    ):
         assert heading in proc.stdout
     data = json.loads(out_json.read_text())
     assert data["machine"]["nproc"] >= 1 and data["machine"]["python"].count(".") == 2
@@ -85,6 +92,19 @@ def test_smoke_run_on_tiny_sizes_prints_the_table_and_writes_json(tmp_path: Path
     ]
     assert all(r["x_serial"] > 0 for r in harness_rows)
     assert harness_rows[0]["x_serial"] == 1.0
+
+    scale = data["scale"]["rows"]
+    assert [(r["shape"], r["tasks"], r["parallel"]) for r in scale] == [
+        ("stage", 3, "default"),
+        ("stage", 3, str(data["scale"]["cores"])),
+        ("stage", 2, "default"),
+        ("stage", 4, "default"),
+        ("chain", 3, "default"),
+    ]
+    for r in scale:
+        assert _finite_positive(r["floor_s"]) and _finite_positive(r["host_rss_mib"])
+        assert r["x_floor"] == pytest.approx(r["run_s"] / r["floor_s"])
+    assert scale[0]["vs_previous"] == pytest.approx(scale[0]["run_s"] / scale[1]["run_s"])
 
 
 def test_unknown_benchmark_name_is_refused() -> None:

@@ -81,7 +81,7 @@ def test_hello_world_json_report_shape() -> None:
     code, report = run_json(str(DAGS / "hello_world.py"), "--store", str(STORE), "--run-id", "5")
     assert code == 0
     assert list(report) == [
-        "dag", "mod", "file", "run_id", "status", "duration_s", "tasks", "callback",
+        "dag", "mod", "file", "run_id", "status", "duration_s", "tasks", "callback", "graph",
     ]  # fmt: skip
     assert (report["dag"], report["mod"], report["run_id"], report["status"]) == (
         "hello_world",
@@ -94,6 +94,7 @@ def test_hello_world_json_report_shape() -> None:
     hello = report["tasks"]["hello"]
     assert list(hello) == [
         "status", "attempts", "duration_s", "value", "error", "logs", "exit_code", "warnings",
+        "retry_delays", "spans", "stderr_tail",
     ]  # fmt: skip
     assert hello["value"] == {"greeting": "hello", "run_id": 5}
     assert (hello["status"], hello["attempts"], hello["error"], hello["exit_code"]) == (
@@ -392,13 +393,39 @@ def test_retries_with_backoff(tmp_path: Path) -> None:
     assert code == 0
     shaky = report["tasks"]["shaky"]
     assert (shaky["status"], shaky["attempts"], shaky["value"]) == ("ok", 3, {"attempt": 3})
-    assert shaky["duration_s"] >= 0.3  # backoff 0.1 s, then 0.2 s
+    assert shaky["retry_delays"] == [0.1, 0.2]  # S, then 2S
     (tmp_path / "count").unlink()
-    code, report = run_json("flaky.py", "--retries", "2", "--backoff", "0", cwd=tmp_path)
+    # --retries counts retries: 1 retry is 2 attempts, and the second one fails too
+    code, report = run_json("flaky.py", "--retries", "1", "--backoff", "0.05", cwd=tmp_path)
     assert code == 1
     shaky = report["tasks"]["shaky"]
-    assert (shaky["status"], shaky["attempts"]) == ("error", 2)
+    assert (shaky["status"], shaky["attempts"], shaky["retry_delays"]) == ("error", 2, [0.05])
     assert shaky["error"]["details"] == "attempt 2 fails"
+    (tmp_path / "count").unlink()
+    code, report = run_json("flaky.py", cwd=tmp_path)  # no retries by default
+    assert (report["tasks"]["shaky"]["attempts"], report["tasks"]["shaky"]["retry_delays"]) == (
+        1,
+        [],
+    )
+
+
+def test_four_retries_wait_s_2s_4s_8s(tmp_path: Path) -> None:
+    write_dag(
+        tmp_path,
+        "always.py",
+        """        from gust import Dag, task
+
+        class Always(Dag):
+            @task
+            def fails(self, ctx):
+                raise RuntimeError("no")
+        """,
+    )
+    code, report = run_json("always.py", "--retries", "4", "--backoff", "0.01", cwd=tmp_path)
+    assert code == 1
+    fails = report["tasks"]["fails"]
+    assert fails["attempts"] == 5
+    assert fails["retry_delays"] == [0.01, 0.02, 0.04, 0.08]
 
 
 # -- outputs -----------------------------------------------------------------------------------
@@ -438,7 +465,7 @@ def test_usage_store_and_parse_errors_exit_2(tmp_path: Path) -> None:
     proc = harness("harness/dags/hello_world.py", "--store", str(bad_store))
     assert proc.returncode == 2
     assert proc.stderr == (
-        f'gust.harness: store {bad_store} at ["runs"]["1"]["hello"]: expected the task\'s '
+        f'Error: store {bad_store} at ["runs"]["1"]["hello"]: expected the task\'s '
         "saved result as a JSON object, got a string\n"
     )
     assert proc.stdout == ""
@@ -459,18 +486,17 @@ def test_usage_store_and_parse_errors_exit_2(tmp_path: Path) -> None:
     )
     proc = harness(str(cyclic))
     assert proc.returncode == 2
-    assert re.fullmatch(rf"gust\.harness: {re.escape(str(cyclic))}:\d+: .*cycle.*\n", proc.stderr)
+    assert re.fullmatch(rf"Error: {re.escape(str(cyclic))}:\d+: .*cycle.*\n", proc.stderr)
 
     broken = write_dag(tmp_path, "broken.py", "from gust import Dag\n\ndef oops(:\n")
     proc = harness(str(broken))
     assert proc.returncode == 2
-    assert proc.stderr.startswith(f"gust.harness: {broken}:3: ")
+    assert proc.stderr.startswith(f"Error: {broken}:3: ")
 
     proc = harness("harness/dags/hello_world.py", "--task", "nope")
     assert (proc.returncode, proc.stderr) == (
         2,
-        "gust.harness: --task 'nope': DAG HelloWorld has no such task "
-        "(its tasks: hello, prepare)\n",
+        "Error: --task 'nope': DAG HelloWorld has no such task (its tasks: hello, prepare)\n",
     )
     proc = harness("harness/dags/hello_world.py", "--dag", "Nope")
     assert proc.returncode == 2 and "its DAGs: 'HelloWorld'" in proc.stderr
@@ -480,45 +506,136 @@ def test_usage_store_and_parse_errors_exit_2(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "no such DAG file" in proc.stderr
 
 
-def test_ctrl_c_kills_running_tasks_and_exits_130(tmp_path: Path) -> None:
-    write_dag(
-        tmp_path,
-        "long.py",
-        """\
-        import subprocess, time
-        from gust import Dag, log, task
+LONG_DAG = """\
+import os, signal, subprocess, time
+from gust import Dag, log, task
 
-        class Long(Dag):
-            @task
-            def stuck(self, ctx):
-                kid = subprocess.Popen(["sleep", "60"])
-                log(str(kid.pid))
-                time.sleep(60)
-        """,
-    )
+class Long(Dag):
+    @task(downstream="after")
+    def stuck(self, ctx):
+        if os.environ.get("IGNORE_TERM"):
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        kid = subprocess.Popen(["sleep", "60"])
+        try:
+            log(str(kid.pid))  # inside the try: the interrupt comes once this is seen
+            time.sleep(60)
+        finally:
+            with open("finally_ran", "w") as f:
+                f.write("yes")
+
+    @task
+    def after(self, ctx):
+        return "never"
+"""
+
+
+def start_long_run(tmp_path: Path, *args: str, **env: str) -> tuple[subprocess.Popen[str], int]:
+    """Start the harness on LONG_DAG; return it once ``stuck`` logged its grandchild's pid."""
+    write_dag(tmp_path, "long.py", LONG_DAG)
+    private_tmp = tmp_path / "tmp"
+    private_tmp.mkdir()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gust.harness", "long.py"],
+        [sys.executable, "-m", "gust.harness", "long.py", "--report", "report.json", *args],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env={**os.environ, "TMPDIR": str(private_tmp), **env},
     )
     assert proc.stdout is not None
-    grandchild = None
     for line in proc.stdout:
         found = re.fullmatch(r"stuck\s+\| (\d+)\n", line)
         if found:
-            grandchild = int(found.group(1))
-            break
-    assert grandchild is not None
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=10)
-    assert proc.returncode == 130
-    assert err == "\ngust.harness: interrupted; every running task was killed\n"
-    deadline = time.monotonic() + 3
-    while alive(grandchild) and time.monotonic() < deadline:
+            return proc, int(found.group(1))
+    raise AssertionError(f"the task never logged its pid: {proc.communicate()}")
+
+
+def wait_gone(pid: int, seconds: float = 3) -> bool:
+    deadline = time.monotonic() + seconds
+    while alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not alive(grandchild)
+    return not alive(pid)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupt_ends_tasks_as_a_timeout_does_and_still_reports(tmp_path, sig) -> None:
+    proc, grandchild = start_long_run(tmp_path, "--grace", "5")
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "interrupted: stopping the running tasks" in out
+    assert out.rstrip().splitlines()[-1].startswith("run 1 of long: interrupted in ")
+    assert (tmp_path / "finally_ran").read_text() == "yes"  # SIGTERM let the task clean up
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["status"] == "interrupted"
+    stuck, after = report["tasks"]["stuck"], report["tasks"]["after"]
+    assert stuck["status"] == "interrupted"
+    assert stuck["error"]["message"] == "interrupted: its process group got SIGTERM"
+    assert stuck["error"]["task_error"]["message"] == "Task interrupted by SIGTERM"
+    assert (after["status"], after["attempts"]) == ("interrupted", 0)
+    assert report["callback"] is None
+    assert wait_gone(grandchild)
+    assert list((tmp_path / "tmp").iterdir()) == []  # the temp copy is gone
+
+
+@pytest.mark.timeout(60)
+def test_a_second_interrupt_kills_at_once(tmp_path) -> None:
+    proc, grandchild = start_long_run(tmp_path, "--grace", "30", IGNORE_TERM="1")
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.5)
+    assert proc.poll() is None  # the task ignores SIGTERM; the grace is long
+    started = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=20)
+    assert time.monotonic() - started < 10
+    assert proc.returncode == 130, err
+    assert "interrupted again: killing every running task now" in out
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["tasks"]["stuck"]["status"] == "interrupted"
+    assert report["tasks"]["stuck"]["error"]["message"] == (
+        "interrupted: its process group got SIGTERM, then SIGKILL"
+    )
+    assert not (tmp_path / "finally_ran").exists()
+    assert wait_gone(grandchild)
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
+SLOW_PARSE = """\
+import os, sys, time
+if sys.argv[1:2] == ["parse"]:
+    with open(os.environ["PARSE_PID_FILE"], "w") as f:
+        f.write(str(os.getpid()))
+    time.sleep(60)
+os.execv(sys.executable, [sys.executable, "-m", "gust", *sys.argv[1:]])
+"""
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupt_during_gust_parse_leaves_nothing_behind(tmp_path, sig) -> None:
+    slow = tmp_path / "slow_parse.py"
+    slow.write_text(SLOW_PARSE)
+    pid_file = tmp_path / "parse.pid"
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "gust.harness", str(DAGS / "hello_world.py"),
+            "--gust-cmd", shlex.join([sys.executable, str(slow)]),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PARSE_PID_FILE": str(pid_file)},
+    )  # fmt: skip
+    deadline = time.monotonic() + 20
+    while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    parser = int(pid_file.read_text())
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130
+    assert err == "\nError: interrupted before the run started; nothing ran\n"
+    assert wait_gone(parser)
 
 
 ARGV_LOGGER = """\

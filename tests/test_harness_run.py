@@ -166,7 +166,7 @@ def test_human_view_colours_and_live_line_on_a_terminal() -> None:
 def test_run_plan_refuses_bad_options() -> None:
     plan = parse_dag_file(str(DAGS / "hello_world.py"), default_gust_cmd())
     for kwargs, word in [
-        ({"retries": 0}, "retries"),
+        ({"retries": -1}, "retries"),
         ({"max_parallel": 0}, "max-parallel"),
         ({"timeout": -1.0}, "timeout"),
         ({"backoff": float("nan")}, "backoff"),
@@ -174,3 +174,14 @@ def test_run_plan_refuses_bad_options() -> None:
     ]:
         with pytest.raises(UsageError, match=word):
             run_plan(plan, **kwargs)
+
+
+def test_the_default_parallelism_rule() -> None:
+    from gust.harness.run import MAX_DEFAULT_PARALLEL, MEMORY_PER_TASK, default_max_parallel
+
+    assert default_max_parallel(cpus=2, available=None) == 8
+    assert default_max_parallel(cpus=2, available=3 * MEMORY_PER_TASK) == 3  # memory binds
+    assert default_max_parallel(cpus=2, available=0) == 1  # never less than one
+    assert default_max_parallel(cpus=64, available=None) == MAX_DEFAULT_PARALLEL
+    assert default_max_parallel(cpus=0, available=None) == 4
+    assert default_max_parallel() >= 1

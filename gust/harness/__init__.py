@@ -14,7 +14,7 @@ The same pieces are a library for orchestrator implementers and tests:
 
 Modules, one job each: ``host`` (one child), ``answers`` (replies), ``store``, ``dagfile``
 (parse output, stages, temp copy), ``run`` (a whole run), ``report``, ``view`` (the human view),
-``recording`` (``--record``), ``cli``.
+``html`` (the HTML page of ``--html``), ``recording`` (``--record``), ``cli``.
 """
 
 from gust.harness.answers import Answer, CallAnswerer, RunTasks
@@ -29,6 +29,7 @@ from gust.harness.host import (
     run_task,
     split_gust_cmd,
 )
+from gust.harness.html import HtmlReportFile, render_html
 from gust.harness.report import CallbackReport, RunReport, TaskReport
 from gust.harness.run import RunObserver, run_dag, run_plan
 from gust.harness.store import Secret, Store, load_store
@@ -42,6 +43,7 @@ __all__ = [
     "DagFileError",
     "DagPlan",
     "HarnessError",
+    "HtmlReportFile",
     "HumanView",
     "RunObserver",
     "RunReport",
@@ -58,6 +60,7 @@ __all__ = [
     "default_gust_cmd",
     "load_store",
     "parse_dag_file",
+    "render_html",
     "run_callback",
     "run_dag",
     "run_plan",

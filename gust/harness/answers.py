@@ -17,13 +17,17 @@ warning in the task's report so the DAG author learns about it before production
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from gust import protocol
-from gust.harness.store import Store, parse_run_id
+from gust.harness.store import ENV_SECRET_PREFIX, Store, parse_run_id
+from gust.masking import SecretMasker
 
 __all__ = ["Answer", "CallAnswerer", "RunTasks"]
 
@@ -47,6 +51,8 @@ class RunTasks:
         self._lock = threading.Lock()
         self._next_id = first_id
         self._records: dict[str, tuple[int, dict[str, Any]]] = {}
+        #: Tasks that succeeded without ``save``: Gust keeps no result for them.
+        self.unsaved: set[str] = set()
 
     def start(self, name: str) -> int:
         """Note that ``name`` started (a retry keeps its id); return its id."""
@@ -64,6 +70,8 @@ class RunTasks:
             task_id = self._records[name][0] if name in self._records else self.start(name)
             kept = value if ok and save and isinstance(value, dict) else {}
             self._records[name] = (task_id, kept)
+            if ok and not save:
+                self.unsaved.add(name)
 
     def lookup(self, name: str) -> tuple[int, dict[str, Any]] | None:
         """The id and saved result of ``name`` if it has started in this run."""
@@ -92,6 +100,25 @@ class CallAnswerer:
         self.run_id = run_id
         self.run_tasks = run_tasks
         self.environ = environ
+        #: Every secret this host knows, masked in whatever the harness keeps or shows.
+        self.masker = SecretMasker()
+        for secret in store.secrets.values():
+            self._register(secret.value)
+        env = os.environ if environ is None else environ
+        for key, value in env.items():
+            if key.startswith(ENV_SECRET_PREFIX):
+                self._register(value)
+
+    def _register(self, value: Any) -> None:
+        self.masker.register(value)
+        if isinstance(value, str) and value.lstrip().startswith(("{", "[")):
+            # JSON text: its leaves are what a task logs after json.loads.
+            with contextlib.suppress(ValueError, RecursionError):
+                self.masker.register(json.loads(value))
+
+    def mask(self, text: str) -> str:
+        """``text`` with every known secret value replaced by ``***``."""
+        return self.masker.mask(text)
 
     def __call__(self, frame: Mapping[str, Any]) -> Answer:
         """Answer one ``call`` frame."""
@@ -124,6 +151,7 @@ class CallAnswerer:
         secret = self.store.secret(name, self.environ) if isinstance(name, str) else None
         if secret is None:
             return Answer(protocol.reply_error("secret_not_found"))
+        self._register(secret.value)
         return Answer(protocol.reply_ok(secret.reply_data()))
 
     def _task(self, name: Any, raw_run_id: Any) -> Answer:
@@ -132,7 +160,15 @@ class CallAnswerer:
             if run_id == self.run_id:
                 record = self.run_tasks.lookup(name)
                 if record is not None:
-                    return Answer(protocol.reply_ok({"id": record[0], "result": record[1]}))
+                    warning = None
+                    if name in self.run_tasks.unsaved:
+                        warning = (
+                            f"get_task_by_name_run({name!r}, {raw_run_id!r}): task {name!r} has "
+                            "save=False, so Gust keeps no result and answers {} (as the "
+                            f"harness did); set @task(save=True) on {name!r} to pass its value"
+                        )
+                    reply = protocol.reply_ok({"id": record[0], "result": record[1]})
+                    return Answer(reply, warning)
             stored = self.store.task(run_id, name)
             if stored is not None:
                 return Answer(protocol.reply_ok({"id": stored.id, "result": stored.result}))

@@ -18,13 +18,12 @@ import contextlib
 import json
 import os
 import secrets
-import signal
-import subprocess
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from gust import _process
 from gust.harness.errors import DagFileError, UsageError
 
 __all__ = ["PARSE_TIMEOUT", "DagPlan", "TaskSpec", "compute_stages", "parse_dag_file", "temp_copy"]
@@ -69,55 +68,63 @@ class DagPlan:
 
     def upstream(self, name: str) -> list[str]:
         """The tasks that list ``name`` as downstream, in file order."""
-        return [t.name for t in self.tasks.values() if name in t.downstream]
+        ups = self.__dict__.get("_upstream")
+        if ups is None:  # computed once: a run asks for every task's upstream tasks
+            ups = {n: [] for n in self.tasks}
+            for spec in self.tasks.values():
+                for down in spec.downstream:
+                    if down in ups and spec.name not in ups[down]:
+                        ups[down].append(spec.name)
+            object.__setattr__(self, "_upstream", ups)
+        return list(ups.get(name, ()))
 
 
 def compute_stages(tasks: Mapping[str, TaskSpec]) -> tuple[tuple[str, ...], ...]:
     """Group ``tasks`` in stages from their downstream links, keeping file order in a stage.
 
+    A task's stage is one more than the latest stage of its upstream tasks (Kahn's algorithm,
+    linear in the number of links).
+
     Raises:
         DagFileError: a downstream names no task, or the links form a cycle.
     """
-    upstream: dict[str, set[str]] = {name: set() for name in tasks}
+    waiting: dict[str, int] = {name: 0 for name in tasks}
     for spec in tasks.values():
-        for down in spec.downstream:
-            if down not in upstream:
+        for down in dict.fromkeys(spec.downstream):
+            if down not in waiting:
                 raise DagFileError(f"task {spec.name!r} has downstream {down!r}, which is no task")
-            upstream[down].add(spec.name)
-    stages: list[tuple[str, ...]] = []
-    done: set[str] = set()
-    while len(done) < len(tasks):
-        ready = tuple(n for n in tasks if n not in done and upstream[n] <= done)
-        if not ready:
-            stuck = ", ".join(n for n in tasks if n not in done)
-            raise DagFileError(f"the downstream links form a cycle through: {stuck}")
-        stages.append(ready)
-        done.update(ready)
-    return tuple(stages)
+            waiting[down] += 1
+    level = {name: 0 for name in tasks}
+    ready = [name for name, count in waiting.items() if count == 0]
+    placed = 0
+    while ready:
+        name = ready.pop()
+        placed += 1
+        for down in dict.fromkeys(tasks[name].downstream):
+            level[down] = max(level[down], level[name] + 1)
+            waiting[down] -= 1
+            if waiting[down] == 0:
+                ready.append(down)
+    if placed < len(tasks):
+        stuck = ", ".join(n for n in tasks if waiting[n] > 0)
+        raise DagFileError(f"the downstream links form a cycle through: {stuck}")
+    stages: list[list[str]] = [[] for _ in range(max(level.values(), default=-1) + 1)]
+    for name in tasks:  # file order within a stage
+        stages[level[name]].append(name)
+    return tuple(tuple(stage) for stage in stages)
 
 
 def _run_parse(argv: list[str], folder: str, timeout: float) -> tuple[int, str, str]:
     env = dict(os.environ, UV_WORKING_DIR=folder)
     try:
-        proc = subprocess.Popen(
-            argv,
-            cwd=folder,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
+        code, out, err = _process.run_to_end(argv, cwd=folder, env=env, timeout=timeout)
     except OSError as exc:
         raise UsageError(f"--gust-cmd: cannot start {argv[0]!r}: {exc}") from None
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
+    except TimeoutError:
         raise DagFileError(f"`{' '.join(argv)}` did not finish within {timeout:g} s") from None
-    return proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+    except _process.OutputTooLargeError as exc:
+        raise DagFileError(f"`{' '.join(argv)}` {exc} on stdout; killed") from None
+    return code, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
 
 
 def _tail(text: str, lines: int = 15) -> str:

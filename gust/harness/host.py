@@ -1,34 +1,31 @@
 """The host side of one child: spawn it, read its frames, answer its calls, end it.
 
-Theory of operation: :class:`TaskProcess` starts the child in a session of its own (so the child
-and everything it spawns form one process group), with three pipes. One thread drains stderr
-into a bounded tail (and, line by line, to an optional callback); one thread writes replies to
-stdin from a queue, so a child that stops reading can never block the host; the calling thread
-reads stdout through :class:`gust.protocol.FrameDecoder` with a select timeout, which is how the
-per-task deadline is enforced. At the deadline the whole group gets SIGTERM, and SIGKILL after a
-grace period. A fatal protocol error (``truncated``, ``oversize``) stops the reading at once and
-SIGKILLs the group; an undecodable but well-framed payload is dropped with a warning, as Gust
-drops it. If the child exits while something it left behind still holds its pipes open, the
-leftovers are killed too, so the host never waits on a pipe that cannot close.
+Theory of operation: :class:`TaskProcess` is thin glue between the host's process helpers
+(:mod:`gust._process`: a child in a session of its own, a reader with deadlines, a thread that
+writes replies so a child that stops reading can never block the host, a thread that drains
+stderr into a bounded tail) and the pure judgement of the exchange
+(:class:`gust.harness.exchange.Exchange`: which frame may come when, what is a protocol
+violation, and the verdict). The calling thread reads stdout and enforces the per-attempt
+deadline: at the deadline the whole group gets SIGTERM, and SIGKILL ``grace`` seconds later. A
+fatal protocol error (``truncated``, ``oversize``) stops the reading at once and SIGKILLs the
+group; an undecodable but well-framed payload is dropped with a warning, as Gust drops it. If
+the child exits while something it left behind still holds its pipes open, or leaves processes
+running at all (in its group, or escaped with ``setsid``), they are killed and the outcome says
+so; what cannot be killed is reported as a warning.
 
 The outcome follows Gust's adapter (SPEC §1): exit status 0 and a recorded result is that
-result (the final ``result`` frame is authoritative; a lone ``error`` frame from an older runtime
-also counts); anything else is an error that carries the exit status, the protocol error and the
-tail of stderr. Where Gust would lose or mangle information (a ``result ok:false`` without the
-``error`` frame Gust reads, a frame Gust does not know, a log message that is not text) the
-outcome gets a warning. With ``record=True`` the exchange is kept as an event list in wire
-order, the input of the conformance recorder.
+result; anything else is an error that carries the exit status, the protocol error and the tail
+of stderr. Every text the host keeps or shows (log lines, stderr, errors, warnings) goes through
+``mask`` (the run's secret masker), so a secret the task leaks on any stream stays hidden.
+Logs are kept in a bounded :class:`~gust.harness.exchange.LogBook`. With ``record=True`` the
+exchange is kept as an event list in wire order, the input of the conformance recorder.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import queue
-import selectors
 import shlex
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -36,7 +33,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from gust import protocol
+from gust import _process, protocol
+from gust.harness import exchange as ex
 from gust.harness.answers import Answer
 from gust.harness.errors import UsageError
 
@@ -57,12 +55,9 @@ DEFAULT_GRACE: Final = 2.0
 #: Seconds to wait for a child's pipes to close after it exited before killing its leftovers.
 _DRAIN: Final = 0.5
 _POLL: Final = 0.25
-_READ_SIZE: Final = 1 << 16
-_TAIL_BYTES: Final = 64 * 1024
 _TAIL_LINES: Final = 20
 _RECORD_STDERR_BYTES: Final = 1 << 20
 _RECORD_RAW_BYTES: Final = 1 << 20
-_MAX_WARNINGS: Final = 100
 
 Answerer = Callable[[Mapping[str, Any]], "Answer | Mapping[str, Any]"]
 
@@ -139,7 +134,7 @@ class TaskOutcome:
     """What happened to one child.
 
     Attributes:
-        status: ``ok``, ``error`` or ``timeout``.
+        status: ``ok``, ``error``, ``timeout`` or ``interrupted``.
         value: the task's value when ``ok`` (``None`` otherwise, and for callbacks).
         error: ``None`` when ``ok``; else an object with at least ``message``: the child's own
             ``result`` error, or the harness's account (``exit_code``, ``protocol_error``,
@@ -170,73 +165,6 @@ class TaskOutcome:
         return self.status == "ok"
 
 
-class _StderrDrain(threading.Thread):
-    """Reads a child's stderr to the end, keeping a bounded tail and calling back per line."""
-
-    def __init__(self, fd: int, on_line: Callable[[str], None] | None, keep_all: bool) -> None:
-        super().__init__(name="gust-harness-stderr", daemon=True)
-        self.fd = fd
-        self.on_line = on_line
-        self.tail = bytearray()
-        self.all: bytearray | None = bytearray() if keep_all else None
-        self._partial = b""
-
-    def run(self) -> None:
-        while True:
-            try:
-                chunk = os.read(self.fd, _READ_SIZE)
-            except OSError:
-                chunk = b""
-            if not chunk:
-                break
-            self.tail += chunk
-            if len(self.tail) > _TAIL_BYTES:
-                del self.tail[: len(self.tail) - _TAIL_BYTES]
-            if self.all is not None and len(self.all) < _RECORD_STDERR_BYTES:
-                self.all += chunk[: _RECORD_STDERR_BYTES - len(self.all)]
-            if self.on_line is not None:
-                *lines, self._partial = (self._partial + chunk).split(b"\n")
-                for line in lines:
-                    self.on_line(line.decode("utf-8", "replace"))
-                if len(self._partial) > _TAIL_BYTES:
-                    self.on_line(self._partial.decode("utf-8", "replace"))
-                    self._partial = b""
-        if self.on_line is not None and self._partial:
-            self.on_line(self._partial.decode("utf-8", "replace"))
-
-    def tail_text(self) -> str:
-        text = bytes(self.tail).decode("utf-8", "replace")
-        return "\n".join(text.rstrip("\n").split("\n")[-_TAIL_LINES:])
-
-
-class _ReplyWriter(threading.Thread):
-    """Writes queued bytes to the child's stdin; ``None`` closes it. Never blocks the reader."""
-
-    def __init__(self, fd: int) -> None:
-        super().__init__(name="gust-harness-stdin", daemon=True)
-        self.fd = fd
-        self.queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
-        self.broken = False
-
-    def run(self) -> None:
-        while True:
-            data = self.queue.get()
-            if data is None:
-                break
-            if self.broken:
-                continue
-            view = memoryview(data)
-            try:
-                while view:
-                    view = view[os.write(self.fd, view) :]
-            except OSError:
-                self.broken = True  # the child is gone or closed stdin; later replies are moot
-        try:
-            os.close(self.fd)
-        except OSError:
-            self.broken = True
-
-
 class TaskProcess:
     """One child speaking the gust protocol: ``gust task run`` or ``gust run done``.
 
@@ -254,6 +182,7 @@ class TaskProcess:
         on_stderr: called with each stderr line as it arrives (from another thread).
         record: keep the exchange as :attr:`TaskOutcome.events` and the full stderr.
         t0: the ``time.monotonic()`` origin of log times (default: when the child starts).
+        mask: hides secrets in every text the host keeps or shows (default: nothing hidden).
     """
 
     def __init__(
@@ -271,6 +200,7 @@ class TaskProcess:
         on_stderr: Callable[[str], None] | None = None,
         record: bool = False,
         t0: float | None = None,
+        mask: Callable[[str], str] | None = None,
     ) -> None:
         if timeout is not None and not timeout > 0:
             raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
@@ -290,19 +220,11 @@ class TaskProcess:
         self.on_stderr = on_stderr
         self.record = record
         self.t0 = t0
+        self.mask: Callable[[str], str] = mask if mask is not None else _unmasked
         self._cancel = threading.Event()
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._lock = threading.Lock()
-        # Per-run state, reset by run().
-        self._warnings: list[str] = []
-        self._logs: list[dict[str, Any]] = []
-        self._events: list[dict[str, Any]] | None = None
-        self._pid: int | None = None
-        self._result: dict[str, Any] | None = None
-        self._trace: str | None = None
-        self._frames = 0
-        self._frames_after_result = 0
-        self._t0 = 0.0
+        self._stop = threading.Event()
+        self._child: _process.Child | None = None
+        self._lock = threading.RLock()
 
     # -- control from other threads --
 
@@ -310,390 +232,299 @@ class TaskProcess:
         """Kill the child's process group now (from any thread); the outcome is an error."""
         self._cancel.set()
         with self._lock:
-            if self._proc is not None:
-                _killpg(self._proc.pid, signal.SIGKILL)
+            if self._child is not None:
+                self._child.kill()
+
+    def stop(self) -> None:
+        """End the child as a timeout does (SIGTERM now, SIGKILL after ``grace``); from any
+        thread. The outcome is ``interrupted``."""
+        self._stop.set()
 
     # -- running --
 
     def run(self) -> TaskOutcome:
         """Start the child, serve it to the end, and say how it went. Never raises for a bad
         child; raises only if ``answer`` or a callback raises (after killing the child)."""
-        self._warnings, self._logs, self._pid = [], [], None
-        self._result, self._trace, self._frames, self._frames_after_result = None, None, 0, 0
-        self._events = [] if self.record else None
-        started = time.monotonic()
-        self._t0 = started if self.t0 is None else self.t0
-        try:
-            with self._lock:
-                if self._cancel.is_set():
-                    return self._fail_to_start(started, "cancelled before it started")
-                self._proc = subprocess.Popen(
-                    self.argv,
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    cwd=self.cwd,
-                    env=self.env,
-                    start_new_session=True,
-                    bufsize=0,
+        run = _Attempt(self)
+        return run.execute()
+
+
+def _unmasked(text: str) -> str:
+    return text
+
+
+class _Attempt:
+    """The state of one :meth:`TaskProcess.run`: the child, its exchange, what was kept."""
+
+    def __init__(self, owner: TaskProcess) -> None:
+        self.owner = owner
+        self.exchange = ex.Exchange(
+            expect_result=owner.expect_result, answers_calls=owner.answer is not None
+        )
+        self.book = ex.LogBook()
+        self.events: list[dict[str, Any]] | None = [] if owner.record else None
+        self.mirror: bytearray | None = bytearray() if owner.record else None
+        self.started = time.monotonic()
+        self.t0 = self.started if owner.t0 is None else owner.t0
+        self.timed_out = False
+        self.stopped = False
+        self.hard_killed = False
+        self.cancelled = False
+
+    def execute(self) -> TaskOutcome:
+        owner = self.owner
+        with owner._lock:
+            if owner._stop.is_set() and not owner._cancel.is_set():
+                return self._fail_to_start(
+                    "the run was interrupted before this task started", "interrupted"
                 )
-        except OSError as exc:
-            return self._fail_to_start(started, f"cannot start {self.argv[0]!r}: {exc}")
-        proc = self._proc
-        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
-        drain = _StderrDrain(proc.stderr.fileno(), self.on_stderr, self.record)
-        writer = _ReplyWriter(os.dup(proc.stdin.fileno()))
-        proc.stdin.close()
+            if owner._cancel.is_set():
+                return self._fail_to_start("cancelled before it started")
+            try:
+                child = _process.spawn(owner.argv, cwd=owner.cwd, env=owner.env)
+            except OSError as exc:
+                return self._fail_to_start(f"cannot start {owner.argv[0]!r}: {exc}")
+            owner._child = child
+        drain = _process.StderrCollector(
+            child.take_fd("stderr"),
+            owner.on_stderr,
+            mask=owner.mask,
+            keep=_RECORD_STDERR_BYTES if owner.record else 0,
+        )
+        writer = _process.StdinWriter(child.take_fd("stdin"))
+        reader = _process.FrameReader(
+            child.take_fd("stdout"), owner.max_frame_size, on_bytes=self._mirror
+        )
         drain.start()
         writer.start()
-        state = _ReadState()
         try:
-            self._serve(proc, writer, state)
+            self._serve(child, reader, writer)
         finally:
-            if proc.poll() is None or state.timed_out or state.cancelled or state.protocol_error:
-                # Whatever is left of a group we gave up on goes, grandchildren included.
-                _killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            with self._lock:
-                self._proc = None  # reaped: cancel() must not signal a group id reused later
-            writer.queue.put(None)
-            if self._events is not None:
-                self._events.append({"dir": "h2c", "eof": True})
+            if (
+                child.poll() is None
+                or self.timed_out
+                or self.stopped
+                or self.cancelled
+                or self.exchange.violation
+            ):
+                child.kill()  # whatever is left of a group we gave up on goes
+            child.wait()
+            with owner._lock:
+                owner._child = None  # reaped: cancel() must not signal a group id reused later
+            writer.close_input()
+            if self.events is not None:
+                self.events.append({"dir": "h2c", "eof": True})
             drain.join(_DRAIN)
             if drain.is_alive():
-                self._warn("processes left behind by the child kept its stderr open; killed them")
-                _killpg(proc.pid, signal.SIGKILL)
+                self.exchange.note(
+                    "processes left behind by the child kept its stderr open; killed them"
+                )
+                child.kill()
                 drain.join(_DRAIN)
             writer.join(_DRAIN)
-            proc.stdout.close()
-            if not drain.is_alive():
-                proc.stderr.close()
-        return self._outcome(proc, state, drain, time.monotonic() - started)
+            os.close(reader.fd)
+            self._leftovers(child)
+            child.close()
+            _process.reap_orphans()
+        return self._outcome(child, drain)
 
-    def _fail_to_start(self, started: float, message: str) -> TaskOutcome:
+    def _mirror(self, chunk: bytes) -> None:
+        if self.mirror is not None:
+            self.mirror += chunk
+
+    def _fail_to_start(self, message: str, status: str = "error") -> TaskOutcome:
         return TaskOutcome(
-            status="error",
+            status=status,
             error={"message": message},
-            duration_s=time.monotonic() - started,
-            events=self._events,
-            stderr="" if self.record else None,
+            duration_s=time.monotonic() - self.started,
+            events=self.events,
+            stderr="" if self.owner.record else None,
         )
 
-    def _serve(self, proc: subprocess.Popen[bytes], writer: _ReplyWriter, st: _ReadState) -> None:
-        assert proc.stdout is not None
-        fd = proc.stdout.fileno()
-        decoder = protocol.FrameDecoder(self.max_frame_size)
-        mirror = bytearray() if self.record else None
-        selector = selectors.DefaultSelector()
-        selector.register(fd, selectors.EVENT_READ)
-        deadline = None if self.timeout is None else time.monotonic() + self.timeout
+    def _leftovers(self, child: _process.Child) -> None:
+        killed, survivors = child.kill_leftovers()
+        if child.escaped:
+            self.exchange.note(
+                f"{len(child.escaped)} process(es) it started had left its process group "
+                f"(setsid, a daemon) and were killed with it: {'; '.join(child.escaped[:5])}",
+                "escaped",
+            )
+        survivors += [s for s in child.unkillable if s not in survivors]
+        if killed:
+            self.exchange.note(
+                f"{len(killed)} process(es) it started were still running after it ended and "
+                f"were killed: {'; '.join(killed[:5])} (under Gust they would keep running)",
+                "leftovers",
+            )
+        if survivors:
+            self.exchange.note(
+                f"{len(survivors)} process(es) it started escaped and could not be killed: "
+                f"{'; '.join(survivors[:5])}",
+                "escaped",
+            )
+
+    def _serve(
+        self, child: _process.Child, reader: _process.FrameReader, writer: _process.StdinWriter
+    ) -> None:
+        owner = self.owner
+        deadline = None if owner.timeout is None else time.monotonic() + owner.timeout
         kill_at: float | None = None
         exited_at: float | None = None
         reading = True
-        try:
-            while True:
-                now = time.monotonic()
-                if self._cancel.is_set() and not st.cancelled:
-                    st.cancelled = True
-                    _killpg(proc.pid, signal.SIGKILL)
-                if deadline is not None and now >= deadline and not st.timed_out:
-                    st.timed_out = True
-                    _killpg(proc.pid, signal.SIGTERM)
-                    kill_at = now + self.grace
-                if kill_at is not None and now >= kill_at and not st.hard_killed:
-                    st.hard_killed = True
-                    _killpg(proc.pid, signal.SIGKILL)
-                wait = _POLL
-                for moment in (deadline if not st.timed_out else None, kill_at):
-                    if moment is not None and not st.hard_killed:
-                        wait = max(0.0, min(wait, moment - now))
-                if not reading:
-                    try:
-                        proc.wait(wait)
-                        return
-                    except subprocess.TimeoutExpired:
-                        continue
-                if selector.select(wait):
-                    try:
-                        chunk = os.read(fd, _READ_SIZE)
-                    except OSError:
-                        chunk = b""
-                    if chunk:
-                        if mirror is not None:
-                            mirror += chunk
-                        if not self._take(decoder, chunk, mirror, writer, st):
-                            _killpg(proc.pid, signal.SIGKILL)
-                            reading = False
-                        continue
-                    reading = False
-                    self._end_of_output(decoder, mirror, st)
-                    continue
-                if proc.poll() is not None:
-                    if exited_at is None:
-                        exited_at = now
-                    elif now - exited_at >= _DRAIN:
-                        self._warn(
-                            "the child exited but processes it left behind kept its stdout "
-                            "open; killed them"
-                        )
-                        _killpg(proc.pid, signal.SIGKILL)
+        while True:
+            now = time.monotonic()
+            if owner._cancel.is_set() and not self.cancelled:
+                self.cancelled = True
+                self.hard_killed = self.stopped  # a stop escalated: SIGTERM, then SIGKILL
+                child.kill()
+            ending = None if kill_at is not None else self._ending(now, deadline)
+            if ending is not None:
+                setattr(self, ending, True)
+                child.signal_group(signal.SIGTERM)
+                kill_at = now + owner.grace
+            if kill_at is not None and now >= kill_at and not self.hard_killed:
+                self.hard_killed = True
+                child.kill()
+            wait = _POLL
+            for moment in (deadline if kill_at is None else None, kill_at):
+                if moment is not None and not self.hard_killed:
+                    wait = max(0.0, min(wait, moment - now))
+            if not reading:
+                if child.wait(wait) is not None:
+                    return
+                continue
+            if reader.wait_readable(wait):
+                if reader.read_chunk():
+                    if not self._take(reader, writer):
+                        child.kill()
                         reading = False
-                        self._end_of_output(decoder, mirror, st)
-        finally:
-            selector.close()
+                    continue
+                reading = False
+                self._end_of_output(reader)
+                continue
+            if child.poll() is not None:
+                if exited_at is None:
+                    exited_at = now
+                elif now - exited_at >= _DRAIN:
+                    self.exchange.note(
+                        "the child exited but processes it left behind kept its stdout open; "
+                        "killed them"
+                    )
+                    child.kill()
+                    reading = False
+                    self._end_of_output(reader)
 
-    def _end_of_output(
-        self, decoder: protocol.FrameDecoder, mirror: bytearray | None, st: _ReadState
-    ) -> None:
-        if st.protocol_error is not None:
+    def _ending(self, now: float, deadline: float | None) -> str | None:
+        """Which graceful ending starts now: ``"stopped"``, ``"timed_out"`` or none."""
+        if self.owner._stop.is_set():
+            return "stopped"
+        if deadline is not None and now >= deadline:
+            return "timed_out"
+        return None
+
+    def _end_of_output(self, reader: _process.FrameReader) -> None:
+        if self.exchange.violation is not None:
             return
         try:
-            decoder.eof()
+            reader.decoder.eof()
         except protocol.RemoteProtocolError as exc:
-            st.protocol_error = {"code": exc.code, "message": str(exc)}
-            self._record_raw(mirror, len(mirror) if mirror is not None else 0)
+            self.exchange.receive_error(exc)
+            self._record_raw(len(self.mirror) if self.mirror is not None else 0)
 
-    def _take(
-        self,
-        decoder: protocol.FrameDecoder,
-        chunk: bytes,
-        mirror: bytearray | None,
-        writer: _ReplyWriter,
-        st: _ReadState,
-    ) -> bool:
-        """Feed bytes, handle every whole frame; ``False`` on a fatal protocol error."""
-        decoder.feed(chunk)
+    def _take(self, reader: _process.FrameReader, writer: _process.StdinWriter) -> bool:
+        """Handle every whole frame buffered; ``False`` on a fatal protocol error."""
+        decoder = reader.decoder
         while True:
             try:
                 frame = decoder.next_frame()
             except protocol.RemoteProtocolError as exc:
-                if exc.code in ("truncated", "oversize"):
-                    st.protocol_error = {"code": exc.code, "message": str(exc)}
-                    self._record_raw(mirror, len(mirror) if mirror is not None else 0)
+                self.exchange.receive_error(exc)
+                if self.exchange.violation is not None:
+                    self._record_raw(len(self.mirror) if self.mirror is not None else 0)
                     return False
-                self._record_raw(mirror, _consumed(mirror, decoder))
-                self._warn(
-                    f"frame dropped, protocol error {exc.code}: {exc} (Gust drops it with a "
-                    "warning too)"
-                )
+                self._record_raw(self._consumed(decoder))
                 continue
             if frame is None:
                 return True
-            if mirror is not None:
-                del mirror[: _consumed(mirror, decoder)]
-            if self._events is not None:
-                self._events.append({"dir": "c2h", "frame": frame})
-            self._handle(frame, writer)
+            if self.mirror is not None:
+                del self.mirror[: self._consumed(decoder)]
+            if self.events is not None:
+                self.events.append({"dir": "c2h", "frame": frame})
+            t = round(time.monotonic() - self.t0, 3)
+            for event in self.exchange.receive(frame, t):
+                if isinstance(event, ex.Log):
+                    self._log(event)
+                elif isinstance(event, ex.Call):
+                    self._call(event, writer)
 
-    def _record_raw(self, mirror: bytearray | None, size: int) -> None:
-        if mirror is None:
+    def _consumed(self, decoder: protocol.FrameDecoder) -> int:
+        return 0 if self.mirror is None else len(self.mirror) - decoder.buffered
+
+    def _record_raw(self, size: int) -> None:
+        if self.mirror is None or self.events is None:
             return
-        assert self._events is not None
-        self._events.append(
-            {"dir": "c2h", "raw": bytes(mirror[: min(size, _RECORD_RAW_BYTES)]).hex()}
+        self.events.append(
+            {"dir": "c2h", "raw": bytes(self.mirror[: min(size, _RECORD_RAW_BYTES)]).hex()}
         )
-        del mirror[:size]
+        del self.mirror[:size]
 
-    # -- frames --
+    def _log(self, event: ex.Log) -> None:
+        entry = self.book.add(
+            {"t": event.t, "level": event.level, "msg": self.owner.mask(event.msg)}
+        )
+        if self.owner.on_log is not None:
+            self.owner.on_log(entry)
 
-    def _handle(self, frame: dict[str, Any], writer: _ReplyWriter) -> None:
-        kind = frame.get("type")
-        self._frames += 1
-        if self._result is not None and kind != "result":
-            self._frames_after_result += 1
-        if kind == "start":
-            if self._frames != 1:
-                self._warn(
-                    "the start frame is not the first frame: Gust cannot cancel the task "
-                    "before it arrives"
-                )
-            pid = frame.get("pid")
-            if isinstance(pid, int) and not isinstance(pid, bool):
-                self._pid = pid
-            else:
-                self._warn(f"start frame without an integer pid: {frame.get('pid')!r}")
-            return
-        if self._frames == 1 and self.expect_result:
-            self._warn(
-                f"the first frame is {kind!r}, not 'start': Gust cannot cancel the task "
-                "until a start frame arrives"
-            )
-        if kind == "log":
-            self._log(frame)
-        elif kind == "call":
-            self._call(frame, writer)
-        elif kind == "error":
-            trace = frame.get("trace")
-            if not isinstance(trace, str):
-                self._warn("error frame whose trace is not a string: it breaks Gust's worker")
-                trace = json.dumps(trace)
-            self._trace = trace
-        elif kind == "result":
-            self._take_result(frame)
-        else:
-            self._warn(f"frame of unknown type {kind!r} ignored (Gust logs it as unknown)")
-
-    def _log(self, frame: dict[str, Any]) -> None:
-        msg = frame.get("msg")
-        if not isinstance(msg, str):
-            self._warn(f"log frame whose msg is not a string ({msg!r}): it breaks Gust's logger")
-            msg = json.dumps(msg)
-        level = frame.get("level", "info")
-        if not isinstance(level, str):
-            self._warn(f"log frame whose level is not a string: {level!r}")
-            level = str(level)
-        entry = {"t": round(time.monotonic() - self._t0, 3), "level": level, "msg": msg}
-        self._logs.append(entry)
-        if self.on_log is not None:
-            self.on_log(entry)
-
-    def _call(self, frame: dict[str, Any], writer: _ReplyWriter) -> None:
-        if self.answer is None:
-            self._warn(f"call {frame.get('op')!r} where no host answers calls; no reply sent")
-            return
-        answer = self.answer(frame)
+    def _call(self, call: ex.Call, writer: _process.StdinWriter) -> None:
+        assert self.owner.answer is not None  # else the exchange does not hand out calls
+        answer = self.owner.answer(call.frame)
         if isinstance(answer, Answer):
             reply, warning = answer.reply, answer.warning
         else:
             reply, warning = dict(answer), None
         if warning:
-            self._warn(warning)
-        if self._events is not None:
-            self._events.append({"dir": "h2c", "frame": reply})
-        writer.queue.put(protocol.encode_frame(reply))
+            self.exchange.note(warning)
+        data = self.exchange.reply(call, reply)
+        if self.events is not None:
+            self.events.append({"dir": "h2c", "frame": reply})
+        writer.send(data)
 
-    def _take_result(self, frame: dict[str, Any]) -> None:
-        ok = frame.get("ok")
-        if ok is not True and ok is not False:
-            self._warn(f"result frame whose ok is not true or false ({ok!r}) ignored")
-            return
-        if self._result is not None:
-            self._warn("more than one result frame: the last one counts")
-        if ok is False and self._trace is None:
-            self._warn(
-                "result ok:false without an error frame before it: Gust does not read "
-                "it and records port_exit: died with: 0, losing the failure"
-            )
-        self._result = frame
-
-    def _warn(self, message: str) -> None:
-        if len(self._warnings) < _MAX_WARNINGS:
-            self._warnings.append(message)
-        elif len(self._warnings) == _MAX_WARNINGS:
-            self._warnings.append("more warnings dropped")
-
-    # -- outcome --
-
-    def _outcome(
-        self, proc: subprocess.Popen[bytes], st: _ReadState, drain: _StderrDrain, duration: float
-    ) -> TaskOutcome:
-        code = proc.returncode
-        tail = drain.tail_text()
-        if self._frames_after_result:
-            self._warn(f"{self._frames_after_result} frame(s) after the result frame")
-        out = TaskOutcome(
-            status="error",
-            logs=self._logs,
-            exit_code=code,
-            duration_s=duration,
-            pid=self._pid,
-            warnings=self._warnings,
+    def _outcome(self, child: _process.Child, drain: _process.StderrCollector) -> TaskOutcome:
+        owner = self.owner
+        tail = drain.tail_text(_TAIL_LINES)
+        verdict = self.exchange.conclude(
+            child.returncode,
             stderr_tail=tail,
-            protocol_error=st.protocol_error,
-            events=self._events,
-            stderr=None if drain.all is None else bytes(drain.all).decode("utf-8", "replace"),
+            timed_out=owner.timeout if self.timed_out else None,
+            how="SIGTERM, then SIGKILL" if self.hard_killed else "SIGTERM",
+            cancelled=self.cancelled,
+            interrupted=self.stopped,
         )
-        result = self._result
-        if st.timed_out:
-            how = "SIGTERM, then SIGKILL" if st.hard_killed else "SIGTERM"
-            out.status = "timeout"
-            out.error = self._harness_error(
-                f"timed out after {self.timeout:g} s; its process group got {how}", out
-            )
-            if result is not None and result.get("ok") is False:
-                out.error["task_error"] = result.get("error")
-            return out
-        if st.cancelled:
-            out.error = self._harness_error("cancelled: its process group was killed", out)
-            return out
-        if st.protocol_error is not None:
-            pe = st.protocol_error
-            out.error = self._harness_error(
-                f"protocol error {pe['code']}: {pe['message']}; {_ended(code)}", out
-            )
-            return out
-        if code != 0 and not self.expect_result:
-            out.error = self._harness_error(f"{_ended(code)}; its stderr says why", out)
-            return out
-        if code != 0:
-            said = "after its result frame" if result is not None else "without a result"
-            out.error = self._harness_error(
-                f"{_ended(code)} {said} (Gust records port_exit: died with: {code})", out
-            )
-            return out
-        if not self.expect_result:
-            out.status = "ok"
-            return out
-        if result is None:
-            if self._trace is not None:
-                self._warn("no result frame, only an error frame (an older runtime?)")
-                out.error = {"message": self._trace.split("\n", 1)[0], "trace": self._trace}
-                return out
-            out.error = self._harness_error("exited with status 0 without a result frame", out)
-            return out
-        if result["ok"] is True:
-            data = result.get("data")
-            if not isinstance(data, dict) or "value" not in data:
-                self._warn('result ok:true without "data": {"value": ...}; the value is null')
-            out.status = "ok"
-            out.value = data.get("value") if isinstance(data, dict) else None
-            return out
-        error = result.get("error")
-        if isinstance(error, dict) and isinstance(error.get("message"), str):
-            out.error = dict(error)
-        else:
-            self._warn(f"result ok:false whose error is not an object with a message: {error!r}")
-            out.error = {"message": str(error)}
-        if self._trace is not None:
-            out.error.setdefault("trace", self._trace)
-        return out
-
-    @staticmethod
-    def _harness_error(message: str, out: TaskOutcome) -> dict[str, Any]:
-        return {
-            "message": message,
-            "exit_code": out.exit_code,
-            "protocol_error": out.protocol_error,
-            "stderr_tail": out.stderr_tail,
-        }
+        return TaskOutcome(
+            status=verdict.status,
+            value=verdict.value,
+            error=_mask_tree(verdict.error, owner.mask),
+            logs=self.book.entries(),
+            exit_code=child.returncode,
+            duration_s=time.monotonic() - self.started,
+            pid=verdict.pid,
+            warnings=[owner.mask(n) for n in verdict.notes],
+            stderr_tail=tail,
+            protocol_error=verdict.protocol_error,
+            events=self.events,
+            stderr=drain.kept_text() if owner.record else None,
+        )
 
 
-@dataclass
-class _ReadState:
-    timed_out: bool = False
-    hard_killed: bool = False
-    cancelled: bool = False
-    protocol_error: dict[str, str] | None = None
-
-
-def _consumed(mirror: bytearray | None, decoder: protocol.FrameDecoder) -> int:
-    return 0 if mirror is None else len(mirror) - decoder.buffered
-
-
-def _ended(code: int | None) -> str:
-    if code is not None and code < 0:
-        try:
-            return f"killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"killed by signal {-code}"
-    return f"exited with status {code}"
-
-
-def _killpg(pgid: int, sig: int) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        return  # the group is already gone
+def _mask_tree(value: Any, mask: Callable[[str], str]) -> Any:
+    """``value`` with every string in it masked (an error object, a trace)."""
+    if isinstance(value, str):
+        return mask(value)
+    if isinstance(value, dict):
+        return {k: _mask_tree(v, mask) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask_tree(v, mask) for v in value]
+    return value
 
 
 def run_task(

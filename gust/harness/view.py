@@ -11,6 +11,7 @@ so the report JSON, not the view, repeats its tail.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -49,15 +50,27 @@ _STATUS_STYLE: Final = {
     "error": "red",
     "timeout": "magenta",
     "upstream_failed": "yellow",
+    "interrupted": "magenta",
+    "callback_failed": "red",
 }
-_MARKS: Final = {"ok": "✓", "error": "✗", "timeout": "⏱", "upstream_failed": "↷", "start": "▶"}
+_MARKS: Final = {
+    "ok": "✓",
+    "error": "✗",
+    "timeout": "⏱",
+    "upstream_failed": "↷",
+    "interrupted": "■",
+    "start": "▶",
+}
 _ASCII_MARKS: Final = {
     "ok": "+",
     "error": "x",
     "timeout": "T",
     "upstream_failed": "~",
+    "interrupted": "#",
     "start": ">",
 }
+#: How the summary line words a run's status.
+_RUN_STATUS_TEXT: Final = {"callback_failed": "ok, callback failed"}
 _CELL: Final = 60
 
 
@@ -87,6 +100,18 @@ def _result_cell(task: TaskReport) -> str:
     return _one_line(str(error.get("message", "")))
 
 
+def _where_text(where: Any) -> str:
+    """``dags/etl.py:22 in extract`` (relative to the working directory when inside it)."""
+    if not isinstance(where, dict) or not isinstance(where.get("file"), str):
+        return ""
+    file = where["file"]
+    with contextlib.suppress(ValueError):
+        rel = os.path.relpath(file)
+        if not rel.startswith(".."):
+            file = rel
+    return f"{file}:{where.get('line')} in {where.get('function')}"
+
+
 def format_summary(report: RunReport) -> list[str]:
     """The summary table of a run as plain lines (no colour)."""
     rows = [("TASK", "STATUS", "ATTEMPTS", "DURATION", "RESULT")]
@@ -112,9 +137,8 @@ def format_summary(report: RunReport) -> list[str]:
         for row in rows
     ]
     lines = [line.rstrip() for line in lines]
-    lines.append(
-        f"run {report.run_id} of {report.dag}: {report.status} in {_duration(report.duration_s)}"
-    )
+    status = _RUN_STATUS_TEXT.get(report.status, report.status)
+    lines.append(f"run {report.run_id} of {report.dag}: {status} in {_duration(report.duration_s)}")
     return lines
 
 
@@ -248,11 +272,17 @@ class HumanView(RunObserver):
     def task_retrying(self, name: str, attempt: int, outcome: TaskOutcome, delay: float) -> None:
         with self._lock:
             self._running.pop(name, None)
-        why = _one_line(str((outcome.error or {}).get("message", "")))
+        error = outcome.error or {}
+        why = _one_line(str(error.get("message", "")))
+        kind, details = error.get("type"), error.get("details")
+        if isinstance(kind, str) and isinstance(details, str):
+            why += f": {_one_line(f'{kind}: {details}', 120)}"
+        where = _where_text(error.get("where"))
         self._emit(
             self._paint(
-                f"{self._name(name)} attempt {attempt} ended {outcome.status} ({why}); "
-                f"retrying in {delay:g}s",
+                f"{self._name(name)} attempt {attempt} ended {outcome.status} ({why})"
+                + (f" at {where}" if where else "")
+                + f"; retrying in {delay:g}s",
                 "yellow",
             )
         )
@@ -282,8 +312,21 @@ class HumanView(RunObserver):
         kind, details = error.get("type"), error.get("details")
         if isinstance(kind, str) and isinstance(details, str):
             lines.append(self._paint(f"{pad}{kind}: {_one_line(details, 200)}", "red"))
+        where = _where_text(error.get("where"))
+        if where:
+            lines.append(self._paint(f"{pad}at {where}", "red"))
         # No stderr tail here: every stderr line was shown as it came ("name ! line").
         return lines
+
+    def run_interrupted(self, hard: bool, grace: float) -> None:
+        if hard:
+            text = "interrupted again: killing every running task now"
+        else:
+            text = (
+                f"interrupted: stopping the running tasks (SIGTERM, then SIGKILL after "
+                f"{grace:g}s); interrupt again to kill them at once"
+            )
+        self._emit(self._paint(text, "magenta"))
 
     def callback_started(self, fn: str, status: str) -> None:
         with self._lock:
