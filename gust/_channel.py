@@ -75,6 +75,7 @@ class Channel:
         self._in_closed = False
         #: Why nothing more can be written (host gone, final frame sent), or ``None``.
         self._out_closed: str | None = None
+        self._stash: bytes | None = None  # see _wait_readable
 
     # -- sections a signal handler must not cut --
     def enter(self) -> None:
@@ -199,7 +200,7 @@ class Channel:
             return False
         self.enter()
         try:
-            chunk = self._read_some()
+            chunk = self._take_bytes()
             if chunk:
                 self._decoder.feed(chunk)
             else:
@@ -245,11 +246,25 @@ class Channel:
         raise NotImplementedError
 
     def _wait_readable(self, timeout: float | None) -> bool:
-        """Wait until :meth:`_read_some` will not block; ``False`` when ``timeout`` ran out."""
-        raise NotImplementedError
+        """Wait until :meth:`_take_bytes` will not block; ``False`` when ``timeout`` ran out.
 
-    def _read_some(self) -> bytes:
-        """Return some bytes, or ``b""`` at end of input."""
+        The default serves subclasses written against the earlier one-call API, which
+        implement only ``_read_some(timeout)`` (bytes, ``b""`` at end of input, ``None`` on
+        timeout): the bytes are read here, outside the section signal handlers cannot cut.
+        """
+        chunk = self._read_some(timeout)
+        if chunk is None:
+            return False
+        self._stash = chunk
+        return True
+
+    def _take_bytes(self) -> bytes:
+        """Return some bytes, or ``b""`` at end of input (see :meth:`_wait_readable`)."""
+        chunk, self._stash = self._stash, None
+        return b"" if chunk is None else chunk
+
+    def _read_some(self, timeout: float | None) -> bytes | None:
+        """The earlier one-call API: some bytes, ``b""`` at end of input, ``None`` on timeout."""
         raise NotImplementedError
 
 
@@ -278,7 +293,7 @@ class FdChannel(Channel):
         poller.register(self.in_fd, select.POLLIN | select.POLLHUP | select.POLLERR)
         return bool(poller.poll(None if timeout is None else timeout * 1000))
 
-    def _read_some(self) -> bytes:
+    def _take_bytes(self) -> bytes:
         if self.in_fd is None:
             return b""
         try:
@@ -307,7 +322,7 @@ class StderrChannel(Channel):
     def _wait_readable(self, timeout: float | None) -> bool:
         return True
 
-    def _read_some(self) -> bytes:
+    def _take_bytes(self) -> bytes:
         return b""
 
 
@@ -341,6 +356,6 @@ class MemoryChannel(Channel):
         with self._ready:
             return self._ready.wait_for(lambda: self._incoming, timeout)
 
-    def _read_some(self) -> bytes:
+    def _take_bytes(self) -> bytes:
         with self._ready:
             return self._incoming.popleft()

@@ -74,6 +74,8 @@ class Session:
         channel: where frames go and replies come from.
         calls_allowed: ``False`` inside ``run done``, where no host answers.
         call_timeout: seconds to wait for each reply, or ``None`` for no limit.
+        sends_start: the conversation opens with a ``start`` frame (``gust task run``): no
+            other frame may come before :meth:`send_start`.
     """
 
     def __init__(
@@ -82,11 +84,12 @@ class Session:
         *,
         calls_allowed: bool = True,
         call_timeout: float | None = None,
+        sends_start: bool = False,
     ) -> None:
         self.channel = channel
         self.call_timeout = call_timeout
         self.masker = SecretMasker()
-        self.state = protocol.ChildState()
+        self.state = protocol.ChildState(started=not sends_start)
         #: Why calls raise at once, or ``None`` when a host answers them.
         self.no_calls: str | None = (
             None if calls_allowed else "no host answers calls inside `gust run done`"

@@ -555,12 +555,16 @@ class ChildState:
     the caller says which call it waits for (the latest one sent), so the late reply of a call
     its caller gave up on (a timeout, an exception) is recognised and skipped, and a reply
     beyond the calls sent is refused.
+
+    Args:
+        started: begin after ``start`` (a conversation that has no ``start`` frame, such as
+            ``gust run done`` or an in-memory host).
     """
 
     __slots__ = ("calls_sent", "failed", "finished", "replies_taken", "started", "waiting")
 
-    def __init__(self) -> None:
-        self.started = False
+    def __init__(self, *, started: bool = False) -> None:
+        self.started = started
         self.failed = False
         self.finished = False
         self.calls_sent = 0

@@ -214,7 +214,7 @@ def run_task(file: str, dag: str, task: str, ctx_json: str | None) -> int:
     except OSError as exc:
         sys.stderr.write(f"gust task run: cannot use stdin/stdout as the protocol channel: {exc}\n")
         return 2
-    session = Session(channel)
+    session = Session(channel, sends_start=True)
     activate(session)
     final = threading.Lock()  # whoever holds it writes the final frames: main or watchdog
     main_reports = False
@@ -283,8 +283,7 @@ def run_callback(file: str, dag: str, fn_name: str, status: str, run_id: int) ->
     except OSError as exc:
         sys.stderr.write(f"gust run done: cannot use stdout as the frame channel: {exc}\n")
         return 2
-    session = Session(channel, calls_allowed=False)
-    session.state.send(protocol.START)  # no start frame here; logs may follow at once
+    session = Session(channel, calls_allowed=False)  # no start frame here
     activate(session)
     stem = os.path.splitext(os.path.basename(file))[0]
     try:

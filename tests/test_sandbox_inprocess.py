@@ -126,7 +126,6 @@ def test_the_logging_bridge_drops_records_once_the_host_is_gone(
 def test_the_late_reply_of_a_timed_out_call_is_skipped() -> None:
     channel = MemoryChannel()
     session = Session(channel, call_timeout=0.05)
-    session.state.send("start")
     with pytest.raises(CallTimeoutError, match=r"0\.05 s \(GUST_CALL_TIMEOUT\).*'first'"):
         session.call(gust.protocol.call_get_secret("first"), "get_secret_by_name('first')")
     channel.push(encode_frame(reply_ok("late answer to first")))
@@ -148,7 +147,6 @@ def test_the_late_reply_of_a_timed_out_call_is_skipped() -> None:
 def test_a_reply_nobody_asked_for_is_a_protocol_error_for_every_later_call() -> None:
     channel = MemoryChannel()
     session = Session(channel)
-    session.state.send("start")
     channel.push(encode_frame(reply_ok("unasked")))
     call = gust.protocol.call_get_secret("name")
     for _ in range(2):  # the order of replies cannot be trusted any more
@@ -163,7 +161,6 @@ def test_end_of_input_during_a_call_raises_at_once_naming_it() -> None:
     channel = MemoryChannel()
     channel.push(b"")
     session = Session(channel)
-    session.state.send("start")
     with pytest.raises(HostGoneError, match=r"get_task_by_name_run\('up', 3\)"):
         session.call(gust.protocol.call_get_task("up", 3), "get_task_by_name_run('up', 3)")
 
@@ -201,7 +198,6 @@ def small_format_limit(monkeypatch: pytest.MonkeyPatch) -> int:
 def _run_in_memory(task: str) -> list[dict[str, Any]]:
     channel = MemoryChannel(max_frame_size=gust.protocol.MAX_FRAME_FORMAT)
     session = Session(channel)
-    session.state.send("start")  # as if sent: this run writes only its final frames
     signals = TaskSignals(channel, on_timeout=lambda exc: None)  # never installed in pytest
     calls.activate(session)
     try:
