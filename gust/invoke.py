@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 __all__ = [
     "SetupError",
     "call_task",
+    "describe_exception",
     "exception_type_name",
     "find_callable",
     "find_dag",
@@ -146,9 +147,10 @@ def call_task(fn: Callable[..., Any], *args: Any) -> Any:
 def exception_type_name(exc: BaseException) -> str:
     """``ValueError`` for builtins, ``package.module.Class`` otherwise."""
     cls = type(exc)
-    if cls.__module__ in ("builtins", "__main__"):
-        return cls.__qualname__
-    return f"{cls.__module__}.{cls.__qualname__}"
+    module, name = str(cls.__module__), str(cls.__qualname__)
+    if module in ("builtins", "__main__"):
+        return name
+    return f"{module}.{name}"
 
 
 def _user_traceback(tb: TracebackType | None) -> TracebackType | None:
@@ -167,3 +169,25 @@ def format_exception(exc: BaseException) -> str:
     import traceback  # only on failure: it is slow to import
 
     return "".join(traceback.format_exception(type(exc), exc, _user_traceback(exc.__traceback__)))
+
+
+def describe_exception(exc: BaseException) -> tuple[str, str, str]:
+    """``(type name, message, traceback)`` of ``exc``; never raises.
+
+    Whatever the exception does (a ``__str__`` or ``__repr__`` that raises, a class with odd
+    names, a traceback that cannot be formatted), each part falls back to a text saying what
+    could not be read, so a failure is always reported with its type.
+    """
+    try:
+        type_name = exception_type_name(exc)
+    except BaseException:  # noqa: BLE001 - describing a failure must not fail
+        type_name = "<exception type with an unreadable name>"
+    try:
+        details = str(exc)
+    except BaseException as err:  # noqa: BLE001 - a __str__ that raises still has a type
+        details = f"<str() of the {type_name} raised {type(err).__name__}>"
+    try:
+        tb = format_exception(exc)
+    except BaseException as err:  # noqa: BLE001 - as above
+        tb = f"<the traceback of the {type_name} could not be formatted: {type(err).__name__}>\n"
+    return type_name, details or type_name, tb
