@@ -35,6 +35,7 @@ from gust._channel import Channel, FdChannel, StderrChannel
 from gust.errors import (
     CallError,
     CallTimeoutError,
+    GustError,
     HostGoneError,
     HostProtocolError,
     LogLevelError,
@@ -96,6 +97,9 @@ class Session:
         )
         #: Set once the host broke the reply order: every later call raises it.
         self.broken: str | None = None
+        #: Inside ``run done`` a refused call still goes out as a frame, unanswered (Gust
+        #: ignores the callback's stdout; the harness notes the call where the author looks).
+        self.announce_refused_calls = not calls_allowed
         self._call_lock = threading.Lock()
 
     @property
@@ -152,6 +156,9 @@ class Session:
             NotInTaskError, HostGoneError, CallTimeoutError, HostProtocolError, CallError.
         """
         if self.no_calls is not None:
+            if self.announce_refused_calls:
+                with contextlib.suppress(GustError):  # stdout gone: the error says it all
+                    self.channel.write_frame(frame)
             raise NotInTaskError(
                 f"{what} cannot be answered here: {self.no_calls}", op=frame.get("op")
             )
@@ -235,6 +242,7 @@ class Session:
         self._call_lock = threading.Lock()
         self.masker.after_fork()
         self.no_calls = "a process forked from the task has no host channel"
+        self.announce_refused_calls = False
 
 
 _session: Session | None = None
