@@ -7,12 +7,13 @@ exception behind it, so the runtime can report it in-band with no other knowledg
 
 from __future__ import annotations
 
+import importlib.machinery
 import importlib.util
 import os
 import sys
-from types import CoroutineType
+from types import CodeType, CoroutineType
 
-from gust._importpath import add_dag_folders
+from gust._importpath import add_dag_folders, is_trusted_folder
 from gust.dag import TASK_ATTR, Dag, TaskOptions
 from gust.errors import GustError
 
@@ -57,7 +58,9 @@ def load_module(path: str) -> ModuleType:
     """Import the DAG file at ``path`` with its trusted folders importable.
 
     The working directory and the file's own folder are importable, after the standard
-    library, unless they are a temp dir or world-writable (see :mod:`gust._importpath`).
+    library, unless they are a temp dir or world-writable (see :mod:`gust._importpath`). A
+    file in such a folder (Gust's temp copy) is compiled from source: a bytecode cache beside
+    it is neither read (anyone could plant one) nor written.
 
     Raises:
         SetupError: ``Failed to load module from <path>``, with the cause (missing file, syntax
@@ -67,7 +70,12 @@ def load_module(path: str) -> ModuleType:
     message = f"Failed to load module from {path}"
     add_dag_folders(abspath)
     name = _module_name(abspath)
-    spec = importlib.util.spec_from_file_location(name, abspath)
+    loader = None
+    if not is_trusted_folder(os.path.dirname(abspath)):
+        # Gust's temp copy: never read a bytecode cache anyone could plant beside it, and
+        # never litter that folder with one.
+        loader = _SourceOnlyLoader(name, abspath)
+    spec = importlib.util.spec_from_file_location(name, abspath, loader=loader)
     if spec is None or spec.loader is None:
         raise SetupError(message, ImportError(f"{path} is not a Python source file"))
     module = importlib.util.module_from_spec(spec)
@@ -78,6 +86,13 @@ def load_module(path: str) -> ModuleType:
         sys.modules.pop(name, None)
         raise SetupError(message, exc) from exc
     return module
+
+
+class _SourceOnlyLoader(importlib.machinery.SourceFileLoader):
+    """Compiles the file from its source every time: no ``__pycache__`` read or written."""
+
+    def get_code(self, fullname: str) -> CodeType:
+        return self.source_to_code(self.get_data(self.path), self.path)  # type: ignore[arg-type]
 
 
 def _first_dag_class(module: ModuleType) -> type | None:
