@@ -19,13 +19,48 @@ from gust.commands import COMMANDS, Command, Param, run_command
 __all__ = ["cli", "main"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+#: Commands of their own modules, imported only when named (``module:attribute``).
+LAZY_COMMANDS = {
+    "harness": ("gust.harness.cli:harness_command", "Run a DAG locally as Gust would (a dry run)."),
+}
+
+
+class _Group(click.Group):
+    """A group whose bigger commands (the harness) are imported only when they are used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        lazy = LAZY_COMMANDS.get(cmd_name)
+        if lazy is None:
+            return super().get_command(ctx, cmd_name)
+        module, _, attribute = lazy[0].partition(":")
+        command = getattr(__import__(module, fromlist=[attribute]), attribute)
+        assert isinstance(command, click.Command)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            if name in LAZY_COMMANDS:
+                rows.append((name, LAZY_COMMANDS[name][1]))
+            else:
+                command = super().get_command(ctx, name)
+                if command is not None and not command.hidden:
+                    rows.append((name, command.get_short_help_str(formatter.width)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="gust")
 def cli() -> None:
     """Python runtime for the Gust orchestrator: parse DAG files, run tasks and callbacks.
 
-    Gust runs these commands itself. To try a DAG on your machine the way Gust would run it,
-    use the harness: python -m gust.harness DAG_FILE [--task TASK] (see its --help).
+    Gust runs parse, task run and run done itself. To try a DAG on your machine the way Gust
+    would run it, use the harness: gust harness DAG_FILE [--task TASK] (the same command as
+    python -m gust.harness; see its --help).
     """
 
 

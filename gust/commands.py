@@ -36,6 +36,7 @@ __all__ = [
     "EXIT_FAILED",
     "EXIT_GRACE",
     "EXIT_HOST_GONE",
+    "EXIT_INTERRUPTED",
     "EXIT_OK",
     "EXIT_USAGE",
     "Command",
@@ -52,6 +53,8 @@ __all__ = [
 EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
 EXIT_USAGE: Final = 2
+#: A command line that was interrupted (SIGINT, SIGTERM), as a shell reports SIGINT.
+EXIT_INTERRUPTED: Final = 130
 #: The host stopped reading frames (as a shell reports death by SIGPIPE).
 EXIT_HOST_GONE: Final = 141
 #: Seconds the process may take, after reporting, for atexit handlers and leftover threads.
