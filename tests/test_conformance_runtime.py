@@ -201,6 +201,17 @@ def test_a_silent_runtime_fails_on_time_instead_of_hanging() -> None:
     assert "step 0 (c2h start): no frame within the case's time limit" in proc.stdout
 
 
+def test_help_names_the_modes_and_every_exit_status() -> None:
+    proc = conformance("--help")
+    assert proc.returncode == 0
+    assert proc.stdout.startswith("Usage: python -m gust.conformance [OPTIONS] COMMAND [ARGS]...")
+    for mode in ("host", "runtime", "validate"):
+        assert f"\n  {mode} " in proc.stdout
+    assert "Exit status: 0 every case passed, 1 a case failed, 2 usage error" in " ".join(
+        proc.stdout.split()
+    )
+
+
 def test_usage_errors_exit_2() -> None:
     proc = conformance("runtime", "--case", "no_such_case")
     assert proc.returncode == 2

@@ -1,4 +1,4 @@
-"""The conformance runner's command line: a click group, ``python -m gust.conformance``.
+"""``python -m gust.conformance``: the conformance runner's command line, a click group.
 
 Theory of operation: ``runtime [-- CMD...]`` plays the host of every runtime case against CMD
 (default: this interpreter's ``gust``); ``host -- CMD...`` runs the host command CMD once per
@@ -6,9 +6,10 @@ host case with a scripted child in place of ``gust``; ``validate`` checks every 
 against the schemas. Cases run in parallel on a thread pool; their verdicts are printed one line
 each in name order, then ``N passed, M failed``.
 
-Exit status, as for every command line of the project: 0 every case passed, 1 a case failed, 2
-a usage error, a malformed suite or a missing ``conformance`` extra (click's ``Error: ...`` on
-stderr; nothing ran).
+The group is :data:`cli` (for ``gust conformance`` too, once the ``gust`` command registers it).
+Exit statuses come from the project's one table (:mod:`gust.commands`), described in
+:data:`EXIT_CODES`: 0 every case passed, 1 a case failed, 2 a usage error, a malformed suite or
+a missing ``conformance`` extra (click's ``Error: ...`` on stderr; nothing ran).
 """
 
 from __future__ import annotations
@@ -21,15 +22,19 @@ from typing import Any, Final
 
 import click
 
+from gust.commands import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from gust.conformance.cases import Case, CaseError, Suite, default_suite_root, load_cases
 from gust.conformance.report import CaseResult, summary_line, write_reports
 from gust.conformance.schema import MissingExtraError, SchemaError, SchemaSet
 
-__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "cli", "main", "run_cases"]
+__all__ = ["EXIT_CODES", "EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "cli", "main", "run_cases"]
 
-EXIT_OK: Final = 0
-EXIT_FAILED: Final = 1
-EXIT_USAGE: Final = 2
+#: What each exit status of the conformance runner means.
+EXIT_CODES: Final = {
+    EXIT_OK: "every case passed",
+    EXIT_FAILED: "a case failed",
+    EXIT_USAGE: "usage error, malformed suite or missing extra (nothing ran)",
+}
 
 PROG: Final = "python -m gust.conformance"
 
@@ -94,12 +99,14 @@ def _folder(**kw: Any) -> click.Path:
 def _suite_options(f: Callable[..., Any]) -> Callable[..., Any]:
     f = click.option(
         "--transcripts",
+        metavar="DIR",
         type=_folder(exists=True),
         help="Play the cases of this folder (e.g. recorded by the harness) instead.",
     )(f)
     return click.option(
         "--suite",
         "suite_dir",
+        metavar="DIR",
         type=_folder(exists=True),
         help="The suite folder (default: the one shipped in the package).",
     )(f)
@@ -117,19 +124,22 @@ def _run_options(f: Callable[..., Any]) -> Callable[..., Any]:
             ),
             click.option(
                 "--timeout",
-                type=click.FloatRange(min=0, min_open=True),
+                metavar="SECONDS",
+                type=click.FloatRange(min=0, min_open=True, max=86400),
                 default=30.0,
                 show_default=True,
-                help="Seconds per case.",
+                help="Seconds each case may take (a case may set its own).",
             ),
             click.option(
                 "--jobs",
+                metavar="N",
                 type=click.IntRange(min=1),
                 default=os.cpu_count() or 2,
                 help="Cases run in parallel (default: CPU count).",
             ),
             click.option(
                 "--report-dir",
+                metavar="DIR",
                 type=_folder(),
                 help="Write a JSON report per case there.",
             ),
@@ -146,21 +156,29 @@ def _finish(results: list[CaseResult], report_dir: Path | None) -> None:
     click.get_current_context().exit(EXIT_OK if all(r.passed for r in results) else EXIT_FAILED)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-def cli() -> None:
-    """Check a gust runtime or a Gust host against the golden conformance cases.
+def _epilog() -> str:
+    return "Exit status: " + ", ".join(f"{code} {what}" for code, what in EXIT_CODES.items()) + "."
 
-    Exit status: 0 every case passed, 1 a case failed, 2 usage error or unusable suite.
-    """
+
+@click.group(
+    "conformance", context_settings={"help_option_names": ["-h", "--help"]}, epilog=_epilog()
+)
+def cli() -> None:
+    """Check a gust runtime or a Gust host against the golden conformance cases."""
 
 
 _TAKES_COMMAND: Final = {"ignore_unknown_options": True, "allow_interspersed_args": False}
 
 
-@cli.command("runtime", context_settings=_TAKES_COMMAND)
+@cli.command(
+    "runtime",
+    context_settings=_TAKES_COMMAND,
+    short_help="Play the host against a runtime (default: this Python's gust).",
+)
 @_run_options
 @click.option(
     "--dags",
+    metavar="DIR",
     type=_folder(exists=True),
     help="Run the DAG files of this folder (same file names) instead: a port for your runtime.",
 )
@@ -186,10 +204,16 @@ def runtime_command(
     _finish(run_cases(cases, play, jobs, echo=_echo), report_dir)
 
 
-@cli.command("host", context_settings=_TAKES_COMMAND, epilog=_HOST_HELP)
+@cli.command(
+    "host",
+    context_settings=_TAKES_COMMAND,
+    epilog=_HOST_HELP,
+    short_help="Test a host, with a scripted child in place of gust.",
+)
 @_run_options
 @click.option(
     "--store",
+    metavar="FILE",
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     help="The fixtures file for {store} (default: the suite's dags/store.json).",
 )
@@ -215,7 +239,7 @@ def host_command(
     _finish(run_cases(cases, play, jobs, echo=_echo), report_dir)
 
 
-@cli.command("validate")
+@cli.command("validate", short_help="Check every case file.")
 @_suite_options
 def validate_command(suite_dir: Path | None, transcripts: Path | None) -> None:
     """Check every case file against the schemas and the checks a schema cannot make."""
