@@ -22,6 +22,10 @@ __all__ = ["cli", "main"]
 #: Commands of their own modules, imported only when named (``module:attribute``).
 LAZY_COMMANDS = {
     "harness": ("gust.harness.cli:harness_command", "Run a DAG locally as Gust would (a dry run)."),
+    "conformance": (
+        "gust.conformance.cli:cli",
+        "Check a runtime or a host against the conformance cases.",
+    ),
 }
 
 

@@ -129,7 +129,9 @@ def test_gust_help_points_at_the_harness() -> None:
     out = subprocess.run(
         [sys.executable, "-m", "gust", "--help"], capture_output=True, text=True, check=True
     )
-    assert "python -m gust.harness DAG_FILE" in out.stdout
+    assert "gust harness DAG_FILE" in out.stdout
+    assert "python -m gust.harness" in out.stdout
+    assert re.search(r"harness +Run a DAG locally as Gust would", out.stdout)
 
 
 _RUNTIME_MODULES = [

@@ -78,16 +78,6 @@ def test_failure_prints_traceback_and_exits_1() -> None:
     assert "RuntimeError: callback failed for error" in ex.stderr
 
 
-def test_calls_inside_a_callback_fail_at_once() -> None:
-    ex = done(BASIC, "Basic", "callback_calls")
-    assert ex.returncode == 1
-    assert "NotInTaskError" in ex.stderr
-    assert "no host answers calls inside `gust run done`" in ex.stderr
-    # The refused call still goes out, unanswered, so a host can say where Gust would differ.
-    assert ex.frames == [{"type": "call", "op": "get_secret_by_name", "name": "TOKEN"}]
-    assert ex.replies == []
-
-
 @pytest.mark.parametrize(
     ("dag", "fn", "expected"),
     [
