@@ -11,7 +11,16 @@ used. ``gust parse`` and a DAG author's unit test of a ``Dag`` class never load 
 """
 
 from gust.dag import Dag, task
-from gust.errors import CallError, CallTimeoutError, GustError, HostGoneError, NotInTaskError
+from gust.errors import (
+    CallError,
+    CallTimeoutError,
+    GustError,
+    HostGoneError,
+    HostProtocolError,
+    LogLevelError,
+    NotInTaskError,
+    TaskOptionError,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -27,7 +36,10 @@ __all__ = [
     "Dag",
     "GustError",
     "HostGoneError",
+    "HostProtocolError",
+    "LogLevelError",
     "NotInTaskError",
+    "TaskOptionError",
     "__version__",
     "_read_frame",
     "get_secret_by_name",

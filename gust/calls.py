@@ -1,14 +1,21 @@
 """The runtime API a task uses: ``log``, ``get_secret_by_name``, ``get_task_by_name_run``.
 
 These functions talk to the host through the active :class:`Session`, which ``gust task run``
-and ``gust run done`` set up. A session owns the channel, the secret masker and the call lock:
-calls from several threads are serialised (one call in flight, its reply matched to it), while
-logs only take the channel's write lock, so logging never waits behind a slow call. With
-``GUST_CALL_TIMEOUT`` set, a call that gets no reply in time raises; since the host answers
-calls in order, its late reply is recognised and skipped, never handed to the next call. A
-process forked from the task (``multiprocessing``) detaches its copy of the session: its logs
-go to stderr as text and its calls raise, so it cannot write into the parent's frame stream.
+and ``gust run done`` set up. A session owns the channel, the secret masker, the call lock and
+the child's turn rules (:class:`gust.protocol.ChildState`): calls from several threads are
+serialised (one call in flight, its reply matched to it), while logs only take the channel's
+write lock, so logging never waits behind a slow call.
 
+Replies carry no call id, so they are matched by order, and a call whose caller gave up (a
+``GUST_CALL_TIMEOUT``, or an exception raised by a signal handler while it waited) still has
+its reply coming: that late reply is recognised and skipped, never handed to the next call.
+Before each call the session takes in whatever the host has already sent: a reply beyond the
+calls made (one when no call was waiting, or a second reply to one call) is a protocol error.
+That call raises :class:`~gust.errors.HostProtocolError`, and so does every later call of the
+process, since no reply can be trusted any more; logs still go out.
+
+A process forked from the task (``multiprocessing``) detaches its copy of the session: its logs
+go to stderr as text and its calls raise, so it cannot write into the parent's frame stream.
 Outside a session (for example when a DAG author calls a task method in a unit test), ``log``
 writes a plain line to stderr and the calls raise :class:`~gust.errors.NotInTaskError`.
 ``send_frame`` and ``_read_frame`` are kept for code written against earlier releases; without a
@@ -18,7 +25,6 @@ session they use the process's own stdout and stdin as those releases did.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sys
 import threading
@@ -26,8 +32,16 @@ import time
 
 from gust import protocol
 from gust._channel import Channel, FdChannel, StderrChannel
-from gust.errors import CallError, CallTimeoutError, NotInTaskError
-from gust.masking import MASK, SecretMasker
+from gust.errors import (
+    CallError,
+    CallTimeoutError,
+    GustError,
+    HostGoneError,
+    HostProtocolError,
+    LogLevelError,
+    NotInTaskError,
+)
+from gust.masking import SecretMasker
 
 TYPE_CHECKING = False  # typing is not imported at run time: every task start pays for imports
 if TYPE_CHECKING:
@@ -44,8 +58,14 @@ __all__ = [
     "send_frame",
 ]
 
-#: Host errors that mean "nothing by that name": the call returns ``None``.
-NOT_FOUND_ERRORS = frozenset({"secret_not_found", "task_not_found"})
+#: Host errors that mean "nothing by that name": the call returns ``None`` (defined in
+#: :mod:`gust.protocol`; kept here for code that imported it from this module).
+NOT_FOUND_ERRORS = protocol.NOT_FOUND_ERRORS
+
+_LEVELS = frozenset(protocol.LOG_LEVELS)
+_MAX_TEXT = protocol.MAX_TEXT
+_encode_frame = protocol.encode_frame
+_log_frame = protocol.log_frame
 
 
 class Session:
@@ -55,6 +75,8 @@ class Session:
         channel: where frames go and replies come from.
         calls_allowed: ``False`` inside ``run done``, where no host answers.
         call_timeout: seconds to wait for each reply, or ``None`` for no limit.
+        sends_start: the conversation opens with a ``start`` frame (``gust task run``): no
+            other frame may come before :meth:`send_start`.
     """
 
     def __init__(
@@ -63,63 +85,149 @@ class Session:
         *,
         calls_allowed: bool = True,
         call_timeout: float | None = None,
+        sends_start: bool = False,
     ) -> None:
         self.channel = channel
         self.call_timeout = call_timeout
         self.masker = SecretMasker()
+        self.state = protocol.ChildState(started=not sends_start)
         #: Why calls raise at once, or ``None`` when a host answers them.
         self.no_calls: str | None = (
             None if calls_allowed else "no host answers calls inside `gust run done`"
         )
+        #: Set once the host broke the reply order: every later call raises it.
+        self.broken: str | None = None
+        #: Inside ``run done`` a refused call still goes out as a frame, unanswered (Gust
+        #: ignores the callback's stdout; the harness notes the call where the author looks).
+        self.announce_refused_calls = not calls_allowed
         self._call_lock = threading.Lock()
-        # Replies still owed to calls that timed out: the host answers every call in order, so
-        # the next that many replies belong to them, not to the call now waiting.
-        self._owed = 0
 
     @property
     def calls_allowed(self) -> bool:
         """Whether a host answers calls in this session."""
         return self.no_calls is None
 
+    def clean(self, text: str) -> str:
+        """``text`` with secrets masked and cut to :data:`gust.protocol.MAX_TEXT` characters."""
+        masker = self.masker
+        if len(text) > protocol.MAX_TEXT:
+            size = len(text)
+            # Mask a head that holds every secret starting before the cut, then cut it.
+            head = masker.mask(text[: protocol.MAX_TEXT + masker.longest])
+            return protocol.cap_text(head, size=size)
+        pattern = masker.pattern
+        return text if pattern is None else pattern.sub("***", text)
+
     def log(self, msg: str, level: str = "info") -> None:
-        """Send one log line, secrets masked."""
-        pattern = self.masker.pattern
-        if pattern is not None:
-            msg = pattern.sub(MASK, msg)
-        self.channel.write_frame({"type": "log", "level": level, "msg": msg})
+        """Send one log line, secrets masked, cut to :data:`gust.protocol.MAX_TEXT`.
+
+        After the final frame, lines are dropped: the outcome is settled.
+        """
+        if self.masker.pattern is not None or len(msg) > _MAX_TEXT:
+            msg = self.clean(msg)
+        try:
+            self.channel.write_bytes(_encode_frame(_log_frame(msg, level)))
+        except HostGoneError:
+            if self.state.finished:
+                return  # a thread the task left, logging after the result: nowhere to go
+            raise
+
+    def send_start(self, pid: int) -> None:
+        """Send the ``start`` frame (first of all)."""
+        self.state.send(protocol.START)
+        self.channel.write_frame(protocol.start_frame(pid))
+
+    def write_final(self, frames: list[tuple[str, bytes]]) -> None:
+        """Write the last frames (an optional ``error``, then the ``result``), each given as
+        ``(type, encoded bytes)``, under the turn rules; nothing can be written after them.
+
+        Raises:
+            LocalProtocolError: the frames break the turn rules.
+            HostGoneError: as for :meth:`gust._channel.Channel.write_final`.
+        """
+        for kind, _ in frames:
+            self.state.send(kind)
+        self.channel.write_final([data for _, data in frames])
 
     def call(self, frame: dict[str, Any], what: str) -> Any:
-        """Send a ``call`` frame and return the reply's ``data`` (see the module docstring)."""
+        """Send a ``call`` frame and return the reply's ``data`` (see the module docstring).
+
+        Raises:
+            NotInTaskError, HostGoneError, CallTimeoutError, HostProtocolError, CallError.
+        """
         if self.no_calls is not None:
-            raise NotInTaskError(f"{what} cannot be answered here: {self.no_calls}")
+            if self.announce_refused_calls:
+                with contextlib.suppress(GustError):  # stdout gone: the error says it all
+                    self.channel.write_frame(frame)
+            raise NotInTaskError(
+                f"{what} cannot be answered here: {self.no_calls}", op=frame.get("op")
+            )
+        data = protocol.encode_frame(frame)
+        op = str(frame.get("op"))
         with self._call_lock:
-            self.channel.write_frame(frame)
-            reply = self._await_reply(f"the reply to {what}")
-        if reply["ok"] is True:
+            if self.broken is not None:
+                raise HostProtocolError(f"{what} cannot be made: {self.broken}", op=op)
+            channel = self.channel
+            self._take_replies(None, what, op, waiting=False)  # what came unasked
+            channel.enter()
+            try:
+                self.state.send(protocol.CALL)
+                channel.write_bytes(data)
+            finally:
+                channel.leave()
+            reply = self._take_replies(self.call_timeout, what, op, waiting=True)
+        if reply.get("ok") is True:
             return reply.get("data")
         error = reply.get("error")
-        if error in NOT_FOUND_ERRORS:
+        if error in protocol.NOT_FOUND_ERRORS:
             return None
-        raise CallError(str(frame.get("op")), error)
+        raise CallError.refused(op, error)
 
-    def _await_reply(self, what: str) -> dict[str, Any]:
-        timeout = self.call_timeout
+    def _take_replies(
+        self, timeout: float | None, call: str, op: str, *, waiting: bool
+    ) -> dict[str, Any]:
+        """Take in frames until the reply to the call just sent; skip late replies.
+
+        With ``waiting`` false (before a call is sent), take in only what has already arrived
+        and return ``{}``: a reply beyond the calls made is then found out.
+        """
+        channel = self.channel
+        state = self.state
+        what = f"the reply to {call}"
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            answer = None
+            channel.enter()
             try:
-                reply = self.channel.read_frame(remaining, what)
-            except CallTimeoutError:
-                self._owed += 1
-                raise CallTimeoutError(
-                    f"no answer within {timeout:g} s (GUST_CALL_TIMEOUT) while waiting for {what}"
-                ) from None
-            if "ok" not in reply:
-                continue  # not a reply: ignored, as receivers ignore what they do not know
-            if self._owed:
-                self._owed -= 1  # the late answer to a call that timed out
+                frame = channel.next_buffered()
+                if frame is not None and "ok" in frame:  # a reply, whatever its type
+                    try:
+                        if state.receive_reply() and waiting:
+                            answer = frame
+                    except protocol.RemoteProtocolError as exc:
+                        self.broken = f"the host broke the protocol: {exc}"
+                        raise HostProtocolError(
+                            f"{call} cannot be made: {self.broken}", op=op
+                        ) from None
+            finally:
+                channel.leave()
+            if answer is not None:
+                return answer
+            if frame is not None:
+                continue  # not a reply (ignored), or the late reply of a call given up on
+            if not waiting:
+                try:
+                    if not channel.fill(0, what):
+                        return {}
+                except HostGoneError:
+                    return {}  # the call goes out, and its wait says the host is gone
                 continue
-            return reply
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not channel.fill(remaining, what):
+                raise CallTimeoutError(
+                    f"no answer within {timeout:g} s (GUST_CALL_TIMEOUT) while waiting for {what}",
+                    op=op,
+                )
 
     def detach_after_fork(self) -> None:
         """Make this session safe in a forked child: logs to stderr, calls raise at once."""
@@ -134,6 +242,7 @@ class Session:
         self._call_lock = threading.Lock()
         self.masker.after_fork()
         self.no_calls = "a process forked from the task has no host channel"
+        self.announce_refused_calls = False
 
 
 _session: Session | None = None
@@ -166,15 +275,28 @@ def log(msg: Any, level: str = "info") -> None:
 
     Args:
         msg: the text; anything else is turned into text with ``str()``.
-        level: ``debug``, ``info``, ``warning``, ``error`` or ``critical`` (any string is sent).
+        level: ``debug``, ``info``, ``warning``, ``error`` or ``critical``, in any case.
+
+    Raises:
+        LogLevelError: ``level`` is none of those (a ``ValueError``).
     """
+    if level not in _LEVELS:
+        level = _check_level(level)
     text = msg if isinstance(msg, str) else str(msg)
-    level = level if isinstance(level, str) else str(level)
     session = _session
     if session is None:
         sys.stderr.write(f"[gust {level}] {text}\n")
         return
     session.log(text, level)
+
+
+def _check_level(level: Any) -> str:
+    name = level.lower() if isinstance(level, str) else None
+    if name not in _LEVELS:
+        raise LogLevelError(
+            f"log level must be one of {', '.join(protocol.LOG_LEVELS)}, not {level!r}"
+        )
+    return name
 
 
 def get_secret_by_name(name: str) -> dict[str, Any] | None:
@@ -190,15 +312,12 @@ def get_secret_by_name(name: str) -> dict[str, Any] | None:
         CallTimeoutError: no reply within ``GUST_CALL_TIMEOUT`` seconds.
         NotInTaskError: called outside a task run.
     """
+    _check_name(name, "get_secret_by_name")
     session = _require_session("get_secret_by_name")
     data = session.call(protocol.call_get_secret(name), f"get_secret_by_name({name!r})")
     if isinstance(data, dict) and "value" in data:
-        value = data["value"]
-        session.masker.register(value)
-        if data.get("value_type") == "json" and isinstance(value, str):
-            # Not JSON text after all: the whole string is registered already.
-            with contextlib.suppress(ValueError):
-                session.masker.register(json.loads(value))
+        # Every string of the value, and of JSON text inside it (see gust.masking).
+        session.masker.register(data["value"])
     return data
 
 
@@ -213,6 +332,7 @@ def get_task_by_name_run(name: str, run_id: Any) -> dict[str, Any] | None:
         CallError, HostGoneError, CallTimeoutError, NotInTaskError: as for
         :func:`get_secret_by_name`.
     """
+    _check_name(name, "get_task_by_name_run")
     session = _require_session("get_task_by_name_run")
     return session.call(
         protocol.call_get_task(name, run_id), f"get_task_by_name_run({name!r}, {run_id!r})"
@@ -239,12 +359,23 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_detach_after_fork)
 
 
+def _check_name(name: Any, op: str) -> None:
+    if not isinstance(name, str):
+        raise CallError(f"{op}() takes the name as a str, not {type(name).__name__}", op=op)
+    if len(name) > protocol.MAX_TEXT:
+        raise CallError(
+            f"{op}() name of {len(name)} characters is over the limit of {protocol.MAX_TEXT}",
+            op=op,
+        )
+
+
 def _require_session(op: str) -> Session:
     session = _session
     if session is None:
         raise NotInTaskError(
             f"{op} needs a host to answer it: run the task with `gust task run` "
-            f"(or `python -m gust.harness`), not by calling it directly"
+            f"(or `python -m gust.harness`), not by calling it directly",
+            op=op,
         )
     return session
 

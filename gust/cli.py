@@ -1,65 +1,112 @@
-"""The ``gust`` command line: a thin click layer over :mod:`gust.runtime` and :mod:`gust.parser`.
+"""The ``gust`` command line: a thin click layer over the commands of :mod:`gust.commands`.
 
-The machine-invoked commands keep their work in library functions a test can call directly;
-this module only declares the interface, parses options and calls the command bodies it shares
-with the fast path of :mod:`gust._entry` (which hands every argv it does not recognise to
-:func:`main` here, so help, version and usage errors always come from click).
+The commands' words, options and bodies are defined once, in :data:`gust.commands.COMMANDS`;
+this module only turns that table into click commands, adds help and version, and calls the
+same :func:`gust.commands.run_command` as the fast path of :mod:`gust._entry` (which hands every
+argv it does not recognise to :func:`main` here, so help, version and usage errors always come
+from click).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from gust import __version__
-from gust._entry import parse_command as _parse
-from gust._entry import run_done_command as _run_done
-from gust._entry import task_run_command as _task_run
+from gust.commands import COMMANDS, Command, Param, run_command
 
 __all__ = ["cli", "main"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+#: Commands of their own modules, imported only when named (``module:attribute``).
+LAZY_COMMANDS = {
+    "harness": ("gust.harness.cli:harness_command", "Run a DAG locally as Gust would (a dry run)."),
+    "conformance": (
+        "gust.conformance.cli:cli",
+        "Check a runtime or a host against the conformance cases.",
+    ),
+}
+
+
+class _Group(click.Group):
+    """A group whose bigger commands (the harness) are imported only when they are used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        lazy = LAZY_COMMANDS.get(cmd_name)
+        if lazy is None:
+            return super().get_command(ctx, cmd_name)
+        module, _, attribute = lazy[0].partition(":")
+        command = getattr(__import__(module, fromlist=[attribute]), attribute)
+        assert isinstance(command, click.Command)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            if name in LAZY_COMMANDS:
+                rows.append((name, LAZY_COMMANDS[name][1]))
+            else:
+                command = super().get_command(ctx, name)
+                if command is not None and not command.hidden:
+                    rows.append((name, command.get_short_help_str(formatter.width)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="gust")
 def cli() -> None:
-    """Python runtime for the Gust orchestrator: parse DAG files, run tasks and callbacks."""
+    """Python runtime for the Gust orchestrator: parse DAG files, run tasks and callbacks.
+
+    Gust runs parse, task run and run done itself. To try a DAG on your machine the way Gust
+    would run it, use the harness: gust harness DAG_FILE [--task TASK] (the same command as
+    python -m gust.harness; see its --help).
+    """
 
 
-@cli.command("parse")
-@click.option("--file", "file", required=True, help="The DAG file to read (never executed).")
-def parse_command(file: str) -> None:
-    """Print the DAG definitions of FILE as a JSON list (errors are reported in-band)."""
-    _parse(file)
+def _click_param(param: Param) -> click.Parameter:
+    kind = click.INT if param.kind == "int" else click.STRING
+    if param.positional:
+        metavar = param.metavar if param.required else f"[{param.metavar}]"
+        return click.Argument([param.dest], required=param.required, type=kind, metavar=metavar)
+    return click.Option(
+        [*param.flags, param.dest], required=param.required, type=kind, help=param.help
+    )
 
 
-@cli.group("task")
-def task_group() -> None:
-    """Run tasks."""
+def _click_command(command: Command) -> click.Command:
+    def callback(**kwargs: Any) -> None:
+        run_command(command.body, kwargs)
+
+    positional = [p for p in command.params if p.positional]
+    epilog = " ".join(f"{p.metavar}: {p.help}" for p in positional) or None
+    return click.Command(
+        command.words[-1],
+        callback=callback,
+        params=[_click_param(p) for p in command.params],
+        help=command.help,
+        epilog=epilog,
+    )
 
 
-@task_group.command("run")
-@click.option("--file", "file", required=True, help="The DAG file (Gust passes a temp copy).")
-@click.option("--dag", "dag", required=True, help="The DAG class (the parse output's `mod`).")
-@click.option("--task", "task", required=True, help="The task method to run.")
-@click.option("--ctx-json", "ctx_json", default=None, help='The task context, e.g. {"run_id": 1}.')
-def task_run_command(file: str, dag: str, task: str, ctx_json: str | None) -> None:
-    """Run one task, speaking length-prefixed JSON frames on stdin/stdout."""
-    _task_run(file, dag, task, ctx_json)
+def _build(group: click.Group) -> None:
+    subgroups: dict[str, click.Group] = {}
+    helps = {"task": "Run tasks.", "run": "Run-level commands."}
+    for command in COMMANDS:
+        parent = group
+        for word in command.words[:-1]:
+            if word not in subgroups:
+                subgroups[word] = click.Group(word, help=helps.get(word))
+                group.add_command(subgroups[word])
+            parent = subgroups[word]
+        parent.add_command(_click_command(command))
 
 
-@cli.group("run")
-def run_group() -> None:
-    """Run-level commands."""
-
-
-@run_group.command("done")
-@click.option("--file", "file", required=True, help="The DAG file (Gust passes a temp copy).")
-@click.option("--dag", "dag", required=True, help="The DAG class, or the original file's stem.")
-@click.option("--fn-name", "--fn_name", "fn_name", required=True, help="The callback method.")
-@click.option("--status", "status", required=True, help="ok, error, upstream_failed, skipped.")
-@click.option("--run-id", "run_id", required=True, help="The run's id.")
-def run_done_command(file: str, dag: str, fn_name: str, status: str, run_id: str) -> None:
-    """Call the DAG's on_finished_callback as FN(status, {"run_id": RUN_ID})."""
-    _run_done(file, dag, fn_name, status, run_id)
+_build(cli)
 
 
 @cli.command("check")

@@ -7,6 +7,8 @@ ordinary method that a DAG author can call from a unit test.
 
 from __future__ import annotations
 
+from gust.errors import TaskOptionError
+
 TYPE_CHECKING = False  # typing is not imported at run time: `import gust` stays cheap
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -92,7 +94,7 @@ def _normalise_downstream(downstream: str | Sequence[str]) -> tuple[str, ...]:
         return (downstream,)
     if isinstance(downstream, (list, tuple)) and all(isinstance(d, str) for d in downstream):
         return tuple(downstream)
-    raise TypeError(
+    raise TaskOptionError(
         f"@task(downstream=...) takes a task name or a list/tuple of task names, not {downstream!r}"
     )
 
@@ -115,12 +117,12 @@ def task(
         save: whether Gust stores the task's result (which must then be a dict).
     """
     if not isinstance(save, bool):
-        raise TypeError(f"@task(save=...) takes True or False, not {save!r}")
+        raise TaskOptionError(f"@task(save=...) takes True or False, not {save!r}")
     options = TaskOptions(_normalise_downstream(downstream), save)
 
     def mark(f: F) -> F:
         if not callable(f):
-            raise TypeError(f"@task decorates a function, not {f!r}")
+            raise TaskOptionError(f"@task decorates a function, not {f!r}")
         setattr(f, TASK_ATTR, options)
         return f
 

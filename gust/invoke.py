@@ -7,12 +7,13 @@ exception behind it, so the runtime can report it in-band with no other knowledg
 
 from __future__ import annotations
 
+import importlib.machinery
 import importlib.util
 import os
 import sys
-from types import CoroutineType
+from types import CodeType, CoroutineType
 
-from gust._importpath import add_dag_folders
+from gust._importpath import add_dag_folders, is_trusted_folder
 from gust.dag import TASK_ATTR, Dag, TaskOptions
 from gust.errors import GustError
 
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 __all__ = [
     "SetupError",
     "call_task",
+    "describe_exception",
     "exception_type_name",
     "find_callable",
     "find_dag",
@@ -56,7 +58,9 @@ def load_module(path: str) -> ModuleType:
     """Import the DAG file at ``path`` with its trusted folders importable.
 
     The working directory and the file's own folder are importable, after the standard
-    library, unless they are a temp dir or world-writable (see :mod:`gust._importpath`).
+    library, unless they are a temp dir or world-writable (see :mod:`gust._importpath`). A
+    file in such a folder (Gust's temp copy) is compiled from source: a bytecode cache beside
+    it is neither read (anyone could plant one) nor written.
 
     Raises:
         SetupError: ``Failed to load module from <path>``, with the cause (missing file, syntax
@@ -66,7 +70,12 @@ def load_module(path: str) -> ModuleType:
     message = f"Failed to load module from {path}"
     add_dag_folders(abspath)
     name = _module_name(abspath)
-    spec = importlib.util.spec_from_file_location(name, abspath)
+    loader = None
+    if not is_trusted_folder(os.path.dirname(abspath)):
+        # Gust's temp copy: never read a bytecode cache anyone could plant beside it, and
+        # never litter that folder with one.
+        loader = _SourceOnlyLoader(name, abspath)
+    spec = importlib.util.spec_from_file_location(name, abspath, loader=loader)
     if spec is None or spec.loader is None:
         raise SetupError(message, ImportError(f"{path} is not a Python source file"))
     module = importlib.util.module_from_spec(spec)
@@ -77,6 +86,13 @@ def load_module(path: str) -> ModuleType:
         sys.modules.pop(name, None)
         raise SetupError(message, exc) from exc
     return module
+
+
+class _SourceOnlyLoader(importlib.machinery.SourceFileLoader):
+    """Compiles the file from its source every time: no ``__pycache__`` read or written."""
+
+    def get_code(self, fullname: str) -> CodeType:
+        return self.source_to_code(self.get_data(self.path), self.path)  # type: ignore[arg-type]
 
 
 def _first_dag_class(module: ModuleType) -> type | None:
@@ -146,9 +162,10 @@ def call_task(fn: Callable[..., Any], *args: Any) -> Any:
 def exception_type_name(exc: BaseException) -> str:
     """``ValueError`` for builtins, ``package.module.Class`` otherwise."""
     cls = type(exc)
-    if cls.__module__ in ("builtins", "__main__"):
-        return cls.__qualname__
-    return f"{cls.__module__}.{cls.__qualname__}"
+    module, name = str(cls.__module__), str(cls.__qualname__)
+    if module in ("builtins", "__main__"):
+        return name
+    return f"{module}.{name}"
 
 
 def _user_traceback(tb: TracebackType | None) -> TracebackType | None:
@@ -167,3 +184,25 @@ def format_exception(exc: BaseException) -> str:
     import traceback  # only on failure: it is slow to import
 
     return "".join(traceback.format_exception(type(exc), exc, _user_traceback(exc.__traceback__)))
+
+
+def describe_exception(exc: BaseException) -> tuple[str, str, str]:
+    """``(type name, message, traceback)`` of ``exc``; never raises.
+
+    Whatever the exception does (a ``__str__`` or ``__repr__`` that raises, a class with odd
+    names, a traceback that cannot be formatted), each part falls back to a text saying what
+    could not be read, so a failure is always reported with its type.
+    """
+    try:
+        type_name = exception_type_name(exc)
+    except BaseException:  # noqa: BLE001 - describing a failure must not fail
+        type_name = "<exception type with an unreadable name>"
+    try:
+        details = str(exc)
+    except BaseException as err:  # noqa: BLE001 - a __str__ that raises still has a type
+        details = f"<str() of the {type_name} raised {type(err).__name__}>"
+    try:
+        tb = format_exception(exc)
+    except BaseException as err:  # noqa: BLE001 - as above
+        tb = f"<the traceback of the {type_name} could not be formatted: {type(err).__name__}>\n"
+    return type_name, details or type_name, tb

@@ -5,16 +5,22 @@ stdout (frames out) and stdin (replies in). File descriptor 1 is then pointed at
 at an empty input, so C extensions, child processes and ``input()`` can neither write into the
 frame stream nor steal the host's replies. While user code runs, ``sys.stdout`` is a
 line-buffered writer that sends each printed line as an ``info`` log frame (each thread has its
-own unfinished line, so concurrent prints never mix), and a handler on the root logger turns
-``logging`` records into log frames at their own level (added when the task first imports
-``logging``, so tasks that never do skip its import; see :mod:`gust._logbridge`).
+own unfinished line, so concurrent prints never mix), ``sys.stderr`` masks secrets line by line
+(:class:`MaskedStream`: thread tracebacks, ``warnings``, prints to stderr), and a handler on the
+root logger turns ``logging`` records into log frames at their own level (added when the task
+first imports ``logging``, so tasks that never do skip its import; see :mod:`gust._logbridge`).
 
-SIGTERM and SIGINT raise :class:`TaskInterrupted` in the main thread, once, so the task's
-``finally`` blocks run and the failure is reported in-band. A signal that arrives while the main
-thread is in the middle of writing a frame is held until the frame is whole. Should user code
-swallow the exception or sit in C code, a watchdog reports the failure itself after
-:data:`SIGNAL_GRACE` seconds and ends the process. A process forked from the task gets the
-signal handlers that were there before, and (see :mod:`gust.calls`) no access to the channel.
+Signals (:class:`TaskSignals`): SIGTERM and SIGINT raise :class:`TaskInterrupted` in the main
+thread, once, so the task's ``finally`` blocks run and the failure is reported in-band. Should
+user code swallow the exception or sit in C code, a watchdog reports the failure itself after
+:data:`SIGNAL_GRACE` seconds and ends the process. Handlers the task installs with
+``signal.signal`` while it runs are wrapped, and ``signal.getsignal`` gives back the task's own
+function: a handler that lands while the main thread is inside a frame (or taking in a reply)
+runs right after, so it can raise or log without tearing a frame or deadlocking on the write
+lock (see :mod:`gust._channel`); ours does the same. When the task's code is over, its handlers
+are switched off (their signals ignored, ours kept), so nothing interrupts the final frames. A
+process forked from the task gets the signal handlers that were there before ours, and (see
+:mod:`gust.calls`) no access to the channel.
 """
 
 from __future__ import annotations
@@ -37,15 +43,18 @@ if TYPE_CHECKING:
     from types import FrameType
     from typing import Any, Final
 
+    from gust._channel import Channel
     from gust._loghandler import LogFrameHandler  # at run time: __getattr__ below
+    from gust.masking import SecretMasker
 
 __all__ = [
     "SIGNAL_GRACE",
     "LogFrameHandler",
     "LogWriter",
+    "MaskedStream",
     "TaskInterrupted",
+    "TaskSignals",
     "capture_output",
-    "install_signal_handlers",
     "log_level_from_env",
     "take_channel",
 ]
@@ -244,6 +253,114 @@ class _BytesLogWriter(io.BufferedIOBase):
             self._text.write(text)
 
 
+class MaskedStream(io.TextIOBase):
+    """``sys.stderr`` while a task runs: text passes through with secrets masked.
+
+    Until a secret is registered every write goes straight through. From then on text is held
+    until its line is complete (a secret split over two writes is still masked whole) and the
+    line is written masked; :meth:`finish` writes what is left. A line longer than 64 KiB is
+    written in parts, holding back enough of its end to mask a secret that straddles the cut.
+    """
+
+    _MAX_HELD = 1 << 16
+
+    def __init__(self, wrapped: Any, masker: SecretMasker) -> None:
+        super().__init__()
+        self._wrapped = wrapped
+        self._masker = masker
+        self._held = ""
+        self._lock = threading.Lock()
+        self._buffer: _BytesTextWriter | None = None
+
+    @property
+    def wrapped(self) -> Any:
+        """The stream the masked text goes to."""
+        return self._wrapped
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self._wrapped, "encoding", "utf-8")
+
+    @property
+    def errors(self) -> str:  # type: ignore[override]
+        return getattr(self._wrapped, "errors", "backslashreplace")
+
+    @property
+    def buffer(self) -> io.BufferedIOBase:
+        """A binary view: bytes written here are decoded as UTF-8 and masked the same way."""
+        if self._buffer is None:
+            self._buffer = _BytesTextWriter(self)
+        return self._buffer
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return bool(self._wrapped.isatty())
+
+    def fileno(self) -> int:
+        return int(self._wrapped.fileno())
+
+    def write(self, text: str) -> int:
+        if not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        masker = self._masker
+        if masker.pattern is None and not self._held:
+            self._wrapped.write(text)
+            return len(text)
+        with self._lock:
+            head, newline, rest = (self._held + text).rpartition("\n")
+            out = masker.mask(head + newline) if newline else ""
+            if len(rest) > self._MAX_HELD:
+                # Masked now; the last `longest` characters wait, since a secret may start there.
+                rest = masker.mask(rest)
+                keep = max(masker.longest, 1)
+                out, rest = out + rest[:-keep], rest[-keep:]
+            self._held = rest
+            if out:
+                self._wrapped.write(out)
+        return len(text)
+
+    def flush(self) -> None:
+        self._wrapped.flush()
+
+    def finish(self) -> None:
+        """Write the unfinished line, masked, and flush."""
+        with self._lock:
+            held, self._held = self._held, ""
+        if held:
+            self._wrapped.write(self._masker.mask(held))
+        self._wrapped.flush()
+
+
+class _BytesTextWriter(io.BufferedIOBase):
+    """Bytes in, decoded as UTF-8 and handed to a text stream's ``write``."""
+
+    def __init__(self, text: io.TextIOBase) -> None:
+        super().__init__()
+        self._text = text
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self._lock = threading.Lock()
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._text.fileno()
+
+    def write(self, data: Any) -> int:  # type: ignore[override]
+        if isinstance(data, str):
+            raise TypeError("a bytes-like object is required, not 'str'")
+        raw = memoryview(data).cast("B")
+        with self._lock:
+            text = self._decoder.decode(raw.tobytes())
+        self._text.write(text)
+        return raw.nbytes
+
+    def flush(self) -> None:
+        self._text.flush()
+
+
 # -- logging ----------------------------------------------------------------------------------
 
 
@@ -278,7 +395,8 @@ def log_level_from_env(environ: dict[str, str] | os._Environ[str] = os.environ) 
 
 @contextlib.contextmanager
 def capture_output(session: Session, level: int | None = None) -> Iterator[None]:
-    """While the block runs, prints and ``logging`` records become log frames.
+    """While the block runs, prints and ``logging`` records become log frames, and
+    ``sys.stderr`` masks secrets.
 
     Args:
         level: the lowest ``logging`` level sent; ``None`` reads ``GUST_LOG_LEVEL``.
@@ -290,8 +408,10 @@ def capture_output(session: Session, level: int | None = None) -> Iterator[None]
         level = log_level_from_env()
     writer = LogWriter(session)
     bridge = LoggingBridge(session, level)  # see gust._logbridge: logging is loaded on demand
-    old_stdout = sys.stdout
+    old_stdout, old_stderr = sys.stdout, sys.stderr
+    stderr = MaskedStream(old_stderr, session.masker) if old_stderr is not None else None
     sys.stdout = writer
+    sys.stderr = stderr
     bridge.start()
     try:
         yield
@@ -300,6 +420,12 @@ def capture_output(session: Session, level: int | None = None) -> Iterator[None]
         sys.stdout = old_stdout
         writer.flush_partial()
         _flush_original_stdout()
+        if stderr is not None:
+            # Handlers and threads that kept a reference write through it, masked, from now on.
+            if sys.stderr is stderr:
+                sys.stderr = old_stderr
+            with contextlib.suppress(OSError, ValueError):  # stderr gone: nothing to show
+                stderr.finish()
 
 
 def _flush_original_stdout() -> None:
@@ -324,59 +450,114 @@ def _restore_in_forked_child() -> None:
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_restore_in_forked_child)
 
-
-def _inside(frame: FrameType | None, code: object) -> bool:
-    while frame is not None:
-        if frame.f_code is code:
-            return True
-        frame = frame.f_back
-    return False
+_real_signal = signal.signal
+_real_getsignal = signal.getsignal
 
 
-def install_signal_handlers(
-    channel: FdChannel, on_timeout: Callable[[TaskInterrupted], None]
-) -> Callable[[], None]:
-    """Turn the first SIGTERM/SIGINT into :class:`TaskInterrupted` in the main thread.
+class _Guarded:
+    """A handler the task installed, run after any frame the main thread is writing."""
 
-    Later signals add nothing: the first one already ends the task, and the watchdog makes
-    sure it ends within :data:`SIGNAL_GRACE` seconds.
+    __slots__ = ("_guard", "handler")
+
+    def __init__(self, handler: Callable[[int, FrameType | None], Any], guard: TaskSignals):
+        self.handler = handler
+        self._guard = guard
+
+    def __call__(self, signum: int, frame: FrameType | None) -> Any:
+        guard = self._guard
+        if not guard.armed:
+            return None
+        channel = guard.channel
+        if channel.main_busy and os.getpid() == channel.owner_pid:
+            channel.deferred.append(lambda: self._late(signum, frame))
+            return None
+        return self.handler(signum, frame)
+
+    def _late(self, signum: int, frame: FrameType | None) -> None:
+        if self._guard.armed:
+            self.handler(signum, frame)
+
+
+class TaskSignals:
+    """The signal handling of one task run (see the module docstring).
 
     Args:
-        channel: the protocol channel; a signal arriving mid-frame waits for the frame to end.
+        channel: the protocol channel; a signal landing inside a frame waits for it.
         on_timeout: called by the watchdog thread when the main thread has not finished
-            :data:`SIGNAL_GRACE` seconds after the signal; it must report and exit.
-
-    Returns:
-        A function to call once the final frames are ready: from then on a signal is ignored
-        while they are written, and once they are out it ends the process the default way.
+            :data:`SIGNAL_GRACE` seconds after a SIGTERM/SIGINT; it must report and exit.
     """
-    finished = threading.Event()
-    fired = threading.Event()
-    writing = type(channel)._write_all.__code__
 
-    def handler(signum: int, frame: FrameType | None) -> None:
-        if finished.is_set():
+    def __init__(self, channel: Channel, on_timeout: Callable[[TaskInterrupted], None]) -> None:
+        self.channel = channel
+        self.armed = False
+        self._on_timeout = on_timeout
+        self._finished = threading.Event()
+        self._fired = threading.Event()
+        self._guarded: set[int] = set()
+
+    def install(self) -> None:
+        """Put our SIGTERM/SIGINT handler in and wrap every handler the task installs."""
+        for signum in _SIGNALS:
+            previous = _real_signal(signum, self._interrupt)
+            _previous_handlers.setdefault(signum, previous)
+        self.armed = True
+        signal.signal = self._signal  # type: ignore[assignment]
+        signal.getsignal = self._getsignal  # type: ignore[assignment]
+
+    def disarm(self) -> None:
+        """The task's code is over: its handlers are off (their signals ignored), ours stay."""
+        if not self.armed:
+            return
+        self.armed = False
+        if signal.signal == self._signal:
+            signal.signal = _real_signal
+            signal.getsignal = _real_getsignal
+        for signum in self._guarded:
+            if isinstance(_real_getsignal(signum), _Guarded):
+                _real_signal(signum, self._interrupt if signum in _SIGNALS else signal.SIG_IGN)
+
+    def finish(self) -> None:
+        """The final frames are ready: from now on a SIGTERM/SIGINT is ignored while they are
+        written, and once they are out it ends the process the default way."""
+        self._finished.set()
+
+    # -- what the task sees as signal.signal and signal.getsignal --
+    def _signal(self, signalnum: Any, handler: Any) -> Any:
+        if callable(handler) and not isinstance(handler, _Guarded):
+            handler = _Guarded(handler, self)
+        previous = _real_signal(signalnum, handler)
+        if isinstance(handler, _Guarded):
+            self._guarded.add(int(signalnum))
+        return previous.handler if isinstance(previous, _Guarded) else previous
+
+    def _getsignal(self, signalnum: Any) -> Any:
+        handler = _real_getsignal(signalnum)
+        return handler.handler if isinstance(handler, _Guarded) else handler
+
+    # -- SIGTERM and SIGINT --
+    def _interrupt(self, signum: int, frame: FrameType | None) -> None:
+        channel = self.channel
+        if self._finished.is_set():
             if channel.output_closed:  # nothing left to report: die as the sender asked
-                signal.signal(signum, signal.SIG_DFL)
+                _real_signal(signum, signal.SIG_DFL)
                 os.kill(os.getpid(), signum)
             return
-        if fired.is_set():
+        if self._fired.is_set():
             return
-        fired.set()
+        self._fired.set()
         threading.Thread(
-            target=_watch, args=(signum,), name="gust-signal-watchdog", daemon=True
+            target=self._watch, args=(signum,), name="gust-signal-watchdog", daemon=True
         ).start()
         exc = TaskInterrupted(signum)
-        if _inside(frame, writing):
-            channel.interrupt = exc  # raised by the writer once its frame is whole
+        if channel.main_busy and os.getpid() == channel.owner_pid:
+            channel.deferred.append(lambda: _raise(exc))  # once the frame is whole
             return
         raise exc
 
-    def _watch(signum: int) -> None:
-        if not finished.wait(SIGNAL_GRACE):
-            on_timeout(TaskInterrupted(signum, ignored_for=SIGNAL_GRACE))
+    def _watch(self, signum: int) -> None:
+        if not self._finished.wait(SIGNAL_GRACE):
+            self._on_timeout(TaskInterrupted(signum, ignored_for=SIGNAL_GRACE))
 
-    for signum in _SIGNALS:
-        previous = signal.signal(signum, handler)
-        _previous_handlers.setdefault(signum, previous)
-    return finished.set
+
+def _raise(exc: BaseException) -> None:
+    raise exc

@@ -1,14 +1,15 @@
 """The conformance suite's data and its pure parts: schemas, cases, vectors, matchers, record.
 
-Everything here runs without a subprocess. Schema validation runs through the validator this
-environment actually uses (the built-in one unless the optional ``jsonschema`` is installed);
-one test pins the built-in validator explicitly, another cross-checks both when both exist.
+Everything here runs without a subprocess. Schema validation is ``jsonschema``'s (the
+``conformance`` extra, also in the dev group); one test shows the one-line refusal without it.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -24,16 +25,11 @@ from gust.conformance.matchers import (
     parse_path,
 )
 from gust.conformance.record import RecordError, transcript_from_exchange, write_transcript
-from gust.conformance.schema import SchemaError, SchemaSet, jsonschema_available
+from gust.conformance.schema import INSTALL_HINT, SchemaError, SchemaSet
 
 SUITE = Suite(Path(__file__).resolve().parents[1] / "conformance")
 SCHEMAS = SchemaSet(SUITE.schema_dir)
-BUILTIN = SchemaSet(SUITE.schema_dir, backend="builtin")
 CASE_FILES = SUITE.case_files()
-
-
-def test_the_validator_in_use_is_the_one_this_environment_has() -> None:
-    assert SCHEMAS.backend == ("jsonschema" if jsonschema_available() else "builtin")
 
 
 # -- schemas -----------------------------------------------------------------------------------
@@ -103,60 +99,66 @@ BAD_C2H = [
 @pytest.mark.parametrize("frame", GOOD_C2H, ids=lambda f: str(f.get("type")))
 def test_child_frames_gust_sends_are_valid(frame: dict) -> None:
     assert SCHEMAS.check_c2h(frame) == []
-    assert BUILTIN.check_c2h(frame) == []
 
 
 @pytest.mark.parametrize(("frame", "where"), BAD_C2H, ids=lambda x: json.dumps(x)[:40])
 def test_broken_child_frames_are_rejected_with_the_place(frame: dict, where: str) -> None:
-    for schemas in (SCHEMAS, BUILTIN):
-        problems = schemas.check_c2h(frame)
-        assert problems, frame
-        assert any(where in p for p in problems), problems
+    problems = SCHEMAS.check_c2h(frame)
+    assert problems, frame
+    assert any(where in p for p in problems), problems
 
 
 def test_replies_are_checked_against_the_call_they_answer() -> None:
     secret = protocol.reply_ok({"id": 1, "name": "T", "value_type": "string", "value": "v"})
     upstream = protocol.reply_ok({"id": "t-1", "result": {"rows": 3}})
-    for schemas in (SCHEMAS, BUILTIN):
-        assert schemas.check_h2c(secret, "get_secret_by_name") == []
-        assert schemas.check_h2c(upstream, "get_task_by_name_run") == []
-        assert schemas.check_h2c(protocol.reply_error("secret_not_found")) == []
-        # Gust's shape is strict about data: the wrong shape of a broken host is caught.
-        assert schemas.check_h2c(protocol.reply_ok({"secret": "v"}), "get_secret_by_name")
-        assert schemas.check_h2c(upstream, "get_secret_by_name")
-        assert schemas.check_h2c(
-            protocol.reply_ok({"id": 1, "result": [1]}), "get_task_by_name_run"
-        )
-        assert schemas.check_h2c({"type": "reply", "ok": True})  # no data
-        assert schemas.check_h2c({"type": "reply", "ok": False, "error": 3})
-        assert schemas.check_h2c({"type": "answer", "ok": True, "data": 1})
+    schemas = SCHEMAS
+    assert schemas.check_h2c(secret, "get_secret_by_name") == []
+    assert schemas.check_h2c(upstream, "get_task_by_name_run") == []
+    assert schemas.check_h2c(protocol.reply_error("secret_not_found")) == []
+    # Gust's shape is strict about data: the wrong shape of a broken host is caught.
+    assert schemas.check_h2c(protocol.reply_ok({"secret": "v"}), "get_secret_by_name") == [
+        "$.data: 'id' is a required property",
+        "$.data: 'name' is a required property",
+        "$.data: 'value_type' is a required property",
+        "$.data: 'value' is a required property",
+    ]
+    assert schemas.check_h2c(upstream, "get_secret_by_name")
+    assert schemas.check_h2c(protocol.reply_ok({"id": 1, "result": [1]}), "get_task_by_name_run")
+    assert schemas.check_h2c({"type": "reply", "ok": True})  # no data
+    assert schemas.check_h2c({"type": "reply", "ok": False, "error": 3})
+    assert schemas.check_h2c({"type": "answer", "ok": True, "data": 1})
 
 
-def test_builtin_validator_refuses_a_keyword_it_cannot_check(tmp_path: Path) -> None:
-    (tmp_path / "x.schema.json").write_text(
-        json.dumps({"$id": "urn:x", "type": "string", "format": "email"})
-    )
-    with pytest.raises(SchemaError, match="keyword 'format' is not supported"):
-        SchemaSet(tmp_path, backend="builtin")
+def test_a_schema_that_is_not_draft_2020_12_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "x.schema.json").write_text(json.dumps({"$id": "urn:x", "type": "strnig"}))
+    with pytest.raises(SchemaError, match=r"x\.schema\.json: not a valid draft 2020-12 schema"):
+        SchemaSet(tmp_path)
 
 
 def test_schema_set_names_a_broken_file(tmp_path: Path) -> None:
     (tmp_path / "bad.schema.json").write_text("{not json")
     with pytest.raises(SchemaError, match=r"bad\.schema\.json"):
-        SchemaSet(tmp_path, backend="builtin")
+        SchemaSet(tmp_path)
     (tmp_path / "bad.schema.json").write_text('{"type": "object"}')
     with pytest.raises(SchemaError, match=r"\$id"):
-        SchemaSet(tmp_path, backend="builtin")
+        SchemaSet(tmp_path)
 
 
-@pytest.mark.skipif(not jsonschema_available(), reason="the optional jsonschema is not installed")
-def test_builtin_and_jsonschema_agree() -> None:
-    reference = SchemaSet(SUITE.schema_dir, backend="jsonschema")
-    for frame in GOOD_C2H + [f for f, _ in BAD_C2H]:
-        assert bool(reference.check_c2h(frame)) == bool(BUILTIN.check_c2h(frame)), frame
-    for path in CASE_FILES:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        assert reference.validate("transcript", data) == [] == BUILTIN.validate("transcript", data)
+def test_without_the_extra_the_runner_says_how_to_install_it_in_one_line() -> None:
+    # jsonschema made unimportable, as in an environment without the `conformance` extra.
+    hide = (
+        "import sys, runpy; sys.modules['jsonschema'] = None; "
+        "sys.argv = ['python -m gust.conformance', 'validate']; "
+        "runpy.run_module('gust.conformance', run_name='__main__')"
+    )
+    proc = subprocess.run([sys.executable, "-c", hide], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stdout == ""
+    assert proc.stderr.splitlines() == [
+        "Error: the conformance runner needs the 'conformance' extra (jsonschema): " + INSTALL_HINT
+    ]
+    assert "uv sync --extra conformance" in INSTALL_HINT
+    assert "pip install 'gust-py[conformance]'" in INSTALL_HINT
 
 
 # -- transcripts ---------------------------------------------------------------------------------
@@ -191,6 +193,19 @@ REQUIRED_CASES = {
 }
 
 
+def test_at_once_is_one_number_in_every_case_that_asks_for_a_kill() -> None:
+    from gust.conformance.host_mode import KILL_WITHIN
+
+    kills = {c.name: c.kill for c in load_cases(SUITE, SCHEMAS) if c.kill is not None}
+    assert set(kills) == {
+        "n_child_garbage",
+        "n_child_oversize_header",
+        "n_child_hangs_past_timeout",
+    }
+    assert {k["within"] for k in kills.values()} == {KILL_WITHIN}
+    assert f"**within {KILL_WITHIN:g} s**" in (SUITE.root / "README.md").read_text(encoding="utf-8")
+
+
 def test_the_cases_the_issue_requires_exist() -> None:
     names = {p.stem for p in CASE_FILES}
     assert names >= REQUIRED_CASES, REQUIRED_CASES - names
@@ -200,7 +215,7 @@ def test_the_cases_the_issue_requires_exist() -> None:
 def test_every_transcript_is_valid_against_the_transcript_schema(path: Path) -> None:
     data = json.loads(path.read_text(encoding="utf-8"))
     assert SCHEMAS.validate("transcript", data) == []
-    assert BUILTIN.validate("transcript", data) == []
+    assert SCHEMAS.validate("transcript", data) == []
     case = load_case(path, SCHEMAS, SUITE.dags_dir)
     assert case.name == path.stem
     assert case.dag_file.is_file()

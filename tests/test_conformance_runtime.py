@@ -49,21 +49,32 @@ def test_every_runtime_case_passes_against_our_runtime(tmp_path: Path) -> None:
     report = json.loads((tmp_path / "y_secret_found.json").read_text())
     assert report["verdict"] == "pass" and report["first_difference"] is None
     assert report["mode"] == "runtime" and report["exit"] == 0
-    assert report["command"][-8:-6] == ["--file", str(SUITE.dags_dir / "host_calls.py")]
+    assert report["command"][-8:-6] == ["--file", str((SUITE.dags_dir / "host_calls.py").resolve())]
     names = [c["name"] for c in report["checks"]]
-    assert "step 2 (h2c reply)" in names and names[-3:] == ["end of output", "exit", "stderr"]
+    assert "step 2 (h2c reply)" in names and names[-4:] == [
+        "end of output",
+        "exit",
+        "outcome",
+        "stderr",
+    ]
     # every frame crossing the wire, in both directions, was validated against its schema
     frame_steps = [n for n in names if n.startswith("step ") and not n.endswith(" schema")]
     assert [f"{n} schema" for n in frame_steps] == [n for n in names if n.endswith(" schema")]
-    streams = {"c2h": b"", "h2c": b""}
-    for chunk in report["wire"]:
-        streams[chunk["dir"]] += bytes.fromhex(chunk["hex"])
-    c2h = FrameDecoder()
-    c2h.feed(streams["c2h"])
-    assert [f["type"] for f in c2h.frames()] == ["start", "call", "log", "result"]
-    h2c = FrameDecoder()
-    h2c.feed(streams["h2c"])
-    assert h2c.frames()[0]["data"]["value"] == "conf-tok-4711"
+    # the wire: one entry per frame, in the order and at the time each crossed
+    wire = report["wire"]
+    assert [(w["dir"], w["frame"]["type"]) for w in wire] == [
+        ("c2h", "start"),
+        ("c2h", "call"),
+        ("h2c", "reply"),
+        ("c2h", "log"),
+        ("c2h", "result"),
+    ]
+    assert [w["t"] for w in wire] == sorted(w["t"] for w in wire)
+    for w in wire:
+        decoder = FrameDecoder()
+        decoder.feed(bytes.fromhex(w["hex"]))
+        assert decoder.frames() == [w["frame"]]
+    assert wire[2]["frame"]["data"]["value"] == "conf-tok-4711"
     failed_report = json.loads((tmp_path / "y_run_done_failure.json").read_text())
     assert failed_report["exit"] == 1 and "RuntimeError" in failed_report["stderr"]
 
@@ -167,6 +178,21 @@ def test_a_broken_runtime_fails_with_the_case_and_the_difference(
     assert summary == "0 passed, 1 failed"
 
 
+def test_the_outcome_is_judged_by_the_hosts_exchange_rules(tmp_path: Path) -> None:
+    # The same exchange machine as the harness decides how the task ended: a case whose
+    # outcome disagrees with its frames and exit status fails on that check.
+    case = json.loads((SUITE.transcripts_dir / "y_success.json").read_text())
+    case["outcome"] = "failed"
+    case["dag"] = str(SUITE.dags_dir / case["dag"])
+    (tmp_path / "y_success.json").write_text(json.dumps(case))
+    proc = conformance("runtime", "--transcripts", str(tmp_path))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert proc.stdout.splitlines()[0].endswith(
+        "outcome: under the host's rules (exit 0 and a success result) the task is ok; "
+        "expected failed"
+    ), proc.stdout
+
+
 def test_a_silent_runtime_fails_on_time_instead_of_hanging() -> None:
     silent = [sys.executable, "-c", "import time; time.sleep(30)"]
     proc = conformance("runtime", "--case", "y_success", "--timeout", "1", "--", *silent)
@@ -175,13 +201,27 @@ def test_a_silent_runtime_fails_on_time_instead_of_hanging() -> None:
     assert "step 0 (c2h start): no frame within the case's time limit" in proc.stdout
 
 
+def test_help_names_the_modes_and_every_exit_status() -> None:
+    proc = conformance("--help")
+    assert proc.returncode == 0
+    assert proc.stdout.startswith("Usage: python -m gust.conformance [OPTIONS] COMMAND [ARGS]...")
+    for mode in ("host", "runtime", "validate"):
+        assert f"\n  {mode} " in proc.stdout
+    assert "Exit status: 0 every case passed, 1 a case failed, 2 usage error" in " ".join(
+        proc.stdout.split()
+    )
+
+
 def test_usage_errors_exit_2() -> None:
     proc = conformance("runtime", "--case", "no_such_case")
     assert proc.returncode == 2
     assert "no case matches 'no_such_case'" in proc.stderr
     proc = conformance("host", "--case", "y_success")
     assert proc.returncode == 2
-    assert "give the host command after --" in proc.stderr
+    assert proc.stderr.splitlines()[-1] == "Error: Missing argument 'COMMAND...'."
+    proc = conformance("runtime", "--timeout", "0")
+    assert proc.returncode == 2
+    assert "Invalid value for '--timeout'" in proc.stderr
 
 
 CALL_CASES = [
@@ -200,14 +240,18 @@ CALL_CASES = [
 def test_replies_written_byte_by_byte_with_pauses_are_read_correctly(
     case, sizes: list[int], pause: float
 ) -> None:
+    pieces: list[bytes] = []
+
     def chunker(data: bytes):
         pos, i = 0, 0
         while pos < len(data):
             size = sizes[i % len(sizes)]
+            pieces.append(data[pos : pos + size])
             yield data[pos : pos + size], pause
             pos, i = pos + size, i + 1
 
     result = runtime_mode.run_case(case, SCHEMAS, chunker=chunker, timeout=20)
     assert result.passed, result.line()
     replies = [w for w in result.wire if w.dir == "h2c"]
-    assert len(replies) > 1 and max(len(w.data) for w in replies) <= max(sizes)
+    assert b"".join(pieces) == b"".join(w.data for w in replies)  # each reply cut as asked
+    assert len(pieces) > len(replies) and max(len(p) for p in pieces) <= max(sizes)

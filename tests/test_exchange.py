@@ -67,7 +67,13 @@ CASES = [
     ([START, {"type": "result", "ok": "yes"}], 0, "error", [ex.BAD_RESULT], "without a result"),
     ([START, FAILED], 0, "error", [ex.RESULT_WITHOUT_ERROR], "Task execution failed"),
     ([START, OK, OK], 0, "ok", [ex.SECOND_RESULT], None),
-    ([START, OK, {"type": "log", "msg": "late"}], 0, "ok", [ex.AFTER_RESULT], None),
+    (
+        [START, OK, {"type": "log", "level": "info", "msg": "late"}],
+        0,
+        "ok",
+        [ex.AFTER_RESULT],
+        None,
+    ),
     ([START, TRACE], 0, "error", [ex.TRACE_ONLY], "Task execution failed: boom"),
     ([START], 0, "error", [], "exited with status 0 without a result frame"),
     ([START], 3, "error", [], "exited with status 3 without a result"),
@@ -124,7 +130,11 @@ def test_a_reply_must_have_a_boolean_ok():
 
 def test_a_callback_gets_no_replies_and_needs_no_start():
     m = Exchange(expect_result=False, answers_calls=False)
-    events = feed(m, {"type": "log", "msg": "done"}, {"type": "call", "op": "get_secret_by_name"})
+    events = feed(
+        m,
+        {"type": "log", "level": "info", "msg": "done"},
+        {"type": "call", "op": "get_secret_by_name"},
+    )
     assert codes(events) == [ex.NO_HOST]
     assert m.conclude(0).status == "ok"
     assert "its stderr says why" in Exchange(expect_result=False).conclude(1).error["message"]

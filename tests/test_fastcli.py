@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import gust.cli
-from gust import _entry
+from gust import _entry, commands
 from gust.protocol import FrameDecoder
 
 BASIC = DAGS / "basic.py"
@@ -39,11 +39,7 @@ _COMMANDS = {
     ("task", "run"): gust.cli.cli.commands["task"].commands["run"],  # type: ignore[attr-defined]
     ("run", "done"): gust.cli.cli.commands["run"].commands["done"],  # type: ignore[attr-defined]
 }
-_BODIES = {
-    ("parse",): _entry.parse_command,
-    ("task", "run"): _entry.task_run_command,
-    ("run", "done"): _entry.run_done_command,
-}
+_BODIES = {command.words: command.body for command in commands.COMMANDS}
 
 
 def click_parse(argv: list[str]) -> tuple[Any, ...]:
@@ -132,23 +128,32 @@ REQUIRED = {
     },
 }
 non_empty_values = st.one_of(plain_values, st.text(min_size=1, max_size=10)).filter(bool)
+run_ids = st.integers(min_value=-(10**12), max_value=10**12)
 
 
 @st.composite
-def gust_argvs(draw: st.DrawFn) -> tuple[list[str], tuple[str, ...], dict[str, str | None]]:
-    """The argv shapes Gust itself sends, in any order and either option form."""
+def gust_argvs(draw: st.DrawFn) -> tuple[list[str], tuple[str, ...], dict[str, Any]]:
+    """The argv shapes Gust itself sends (and `gust parse FILE`), in any order, either form."""
     words = draw(st.sampled_from(list(REQUIRED)))
     options = dict(REQUIRED[words])
-    if words == ("task", "run") and draw(st.booleans()):
-        options["--ctx-json"] = "ctx_json"
+    expected: dict[str, Any] = {}
+    argv = list(words)
+    if words == ("task", "run"):
+        expected["ctx_json"] = None
+        if draw(st.booleans()):
+            options["--ctx-json"] = "ctx_json"
     if words == ("run", "done") and draw(st.booleans()):
         options["--fn_name"] = options.pop("--fn-name")
+    if words == ("parse",):
+        expected = {"file": None, "file_arg": None}
+        if draw(st.booleans()):  # positional: a value that cannot pass for an option
+            value = draw(non_empty_values.filter(lambda v: not v.startswith("-")))
+            return [*argv, value], words, {**expected, "file_arg": value}
     names = draw(st.permutations(list(options)))
-    argv = list(words)
-    expected: dict[str, str | None] = {"ctx_json": None} if words == ("task", "run") else {}
     for name in names:
-        value = draw(non_empty_values)
-        expected[options[name]] = value
+        raw: Any = draw(run_ids) if options[name] == "run_id" else draw(non_empty_values)
+        expected[options[name]] = raw
+        value = str(raw)
         if draw(st.booleans()) or value.startswith("-"):
             argv.append(f"{name}={value}")
         else:
@@ -170,7 +175,7 @@ def test_fast_path_declines_or_agrees_with_click(argv: list[str]) -> None:
 @settings(max_examples=200, deadline=None)
 @given(gust_argvs())
 def test_fast_path_takes_every_argv_gust_sends(
-    case: tuple[list[str], tuple[str, ...], dict[str, str | None]],
+    case: tuple[list[str], tuple[str, ...], dict[str, Any]],
 ) -> None:
     argv, words, expected = case
     assert fast_parse(argv) == ("called", words, expected), argv
@@ -189,6 +194,11 @@ def test_fast_path_takes_every_argv_gust_sends(
         ["task", "run", "--file", "f", "--dag", "d"],
         ["parse", "--file", "x", "--help"],
         ["parse", "-h"],
+        ["parse"],  # no file: click and the body say so
+        ["parse", "a.py", "--file", "b.py"],  # both: the same
+        ["parse", "a.py", "b.py"],
+        ["run", "done", "--file=f", "--dag=d", "--fn-name=a", "--status=ok", "--run-id=x"],
+        ["run", "done", "--file=f", "--dag=d", "--fn-name=a", "--status=ok", "--run-id=1.5"],
         ["--version"],
         [],
     ],
@@ -251,13 +261,46 @@ def _outcome(run: Any) -> tuple[Any, str, str]:
 def test_exit_behaviour_matches_click(
     exc: BaseException | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    body = (lambda *a, **kw: None) if exc is None else _raiser(exc)
-    monkeypatch.setattr(gust.cli, "_parse", body)
+    body = (lambda *a, **kw: 0) if exc is None else _raiser(exc)
+    monkeypatch.setattr(commands.COMMANDS[0], "body", body)  # what click's `parse` calls
     via_click = _outcome(lambda: gust.cli.main(["parse", "--file", "x.py"]))
-    via_fast = _outcome(lambda: _entry.invoke(body, {"file": "x.py"}))
+    via_fast = _outcome(lambda: _entry.invoke(body, {"file": "x.py", "file_arg": None}))
     assert via_fast == via_click
     if exc is None:
         assert via_fast[0] == 0
+
+
+@pytest.mark.parametrize(
+    ("exc", "code", "stderr"),
+    [
+        (None, 0, ""),
+        (commands.UsageError("say what"), 2, "Error: say what\n"),
+        (gust.HostGoneError("the host went"), 141, "gust: the host went; exiting\n"),
+        (KeyboardInterrupt(), 1, "\nAborted!\n"),
+        (OSError(errno.EPIPE, "Broken pipe"), 1, ""),
+    ],
+)
+def test_run_command_is_the_one_table_of_exit_statuses(
+    exc: BaseException | None, code: int, stderr: str
+) -> None:
+    body = (lambda: 0) if exc is None else _raiser(exc)
+    assert _outcome(lambda: commands.run_command(body, {})) == (code, "", stderr)
+
+
+def test_click_options_come_from_the_one_table() -> None:
+    # Fails when someone adds an option to one side only.
+    for command in commands.COMMANDS:
+        click_command = _COMMANDS[command.words]
+        params = [p for p in click_command.params if p.name != "help"]
+        assert [p.name for p in params] == [p.dest for p in command.params]
+        for param, click_param in zip(command.params, params, strict=True):
+            assert click_param.required is param.required, param.dest
+            assert list(click_param.opts) == [*param.flags] or (
+                param.positional and click_param.opts == [param.dest]
+            )
+            kind = "int" if isinstance(click_param.type, click.types.IntParamType) else "text"
+            assert kind == param.kind, param.dest
+        assert click_command.callback is not None
 
 
 # -- the real processes ------------------------------------------------------------------------
@@ -317,7 +360,7 @@ def test_run_done_same_exit_and_stderr_as_click(
     fn: str, flag: str, status: int, tmp_path: Path
 ) -> None:
     args = ["run", "done", "--file", str(BASIC), "--dag", "Basic", flag, fn]
-    args += ["--status", "ok", "--run-id", "9"]
+    args += ["--status", "ok", "--run-id", "9"]  # an integer, as Gust sends it
     fast = _run([sys.executable, "-m", "gust", *args], tmp_path)
     slow = _run([*CLICK_ARGV, *args], tmp_path)
     assert fast.returncode == slow.returncode == status

@@ -685,3 +685,25 @@ def test_uv_run_gust_as_gust_starts_it() -> None:
     assert code == 0
     assert report["tasks"]["prepare"]["value"] == {"said": "hello, world"}
     assert report["callback"]["status"] == "ok"
+
+
+def test_gust_harness_is_the_same_command_and_loads_only_when_named() -> None:
+    gust = Path(sys.executable).with_name("gust")
+    via_gust = subprocess.run(
+        [str(gust), "harness", "harness/dags/hello_world.py", "--store", "harness/store.json",
+         "--json"],
+        cwd=REPO, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert via_gust.returncode == 0, via_gust.stderr
+    assert json.loads(via_gust.stdout)["tasks"]["prepare"]["value"] == {"said": "hello, world"}
+    usage = subprocess.run(
+        [str(gust), "harness", "--retries", "-1", "x.py"],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert usage.returncode == 2
+    assert "Usage: gust harness [OPTIONS] DAG_FILE" in usage.stderr
+    lazy = subprocess.run(
+        [sys.executable, "-c", "import sys, gust.cli; print('gust.harness' in sys.modules)"],
+        capture_output=True, text=True, timeout=30, check=True,
+    )  # fmt: skip
+    assert lazy.stdout.strip() == "False"

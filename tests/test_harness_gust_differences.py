@@ -58,3 +58,42 @@ def test_reading_an_unsaved_result_and_log_levels_are_flagged(tmp_path: Path) ->
         "reader     warning: get_task_by_name_run('unsaved', 1): task 'unsaved' has save=False"
         in view.stdout
     )
+
+
+CALLBACK = """\
+from gust import Dag, get_secret_by_name, task
+
+class Calls(Dag):
+    def __init__(self):
+        super().__init__(on_finished_callback="done")
+
+    @task
+    def only(self, ctx):
+        return 1
+
+    def done(self, status, run):
+        get_secret_by_name("TOKEN")
+"""
+
+
+@pytest.mark.timeout(60)
+def test_a_callback_that_calls_the_host_is_flagged(tmp_path: Path) -> None:
+    (tmp_path / "calls.py").write_text(CALLBACK)
+    proc = subprocess.run(
+        [sys.executable, "-m", "gust.harness", "calls.py", "--json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=50,
+        check=False,
+    )
+    report = json.loads(proc.stdout)
+    assert proc.returncode == 1
+    assert report["status"] == "callback_failed"
+    callback = report["callback"]
+    assert callback["status"] == "error"
+    assert callback["warnings"] == [
+        "a call of 'get_secret_by_name' where no host answers calls (Gust answers none in "
+        "`run done`; the call raised NotInTaskError); no reply sent"
+    ]
+    assert "NotInTaskError" in callback["error"]["stderr_tail"]

@@ -730,7 +730,7 @@ def test_a_hostile_run_shows_its_text_and_runs_none_of_it(browser: Browser, tmp_
         folder,
         "evil_<b>x&amp;.py",
         """\
-        from gust import Dag, log, task
+        from gust import Dag, log, send_frame, task
 
         class Evil(Dag):
             def __init__(self):
@@ -738,8 +738,9 @@ def test_a_hostile_run_shows_its_text_and_runs_none_of_it(browser: Browser, tmp_
 
             @task(downstream="after")
             def shout(self, ctx):
-                log("<script>window.__pwned = 1</script>",
-                    level="<img src=x onerror=window.__pwned=2>")
+                # log() takes only the five levels; any string is legal on the wire
+                send_frame({"type": "log", "msg": "<script>window.__pwned = 1</script>",
+                            "level": "<img src=x onerror=window.__pwned=2>"})
                 print("</script><script>window.__pwned = 3</script>")
                 return {"html": "<b onmouseover=window.__pwned=4>hi</b>",
                         "js": "</script><!--<script>"}

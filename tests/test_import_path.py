@@ -237,3 +237,41 @@ def test_the_harness_copy_keeps_the_original_permissions(tmp_path, mode):
     assert value["mode"] == oct(mode)
     assert Path(value["file"]).parent == temp
     assert list(temp.iterdir()) == []  # removed after the run
+
+
+@pytest.mark.timeout(30)
+def test_a_bytecode_cache_planted_beside_the_temp_copy_is_never_run(layout):
+    """A pyc matching the copy's size and mtime would be trusted by Python's loader."""
+    import importlib.util
+    import marshal
+
+    copy = layout["copy"]
+    evil = compile(
+        f"open({str(layout['marker'])!r}, 'a').write('pyc\\n')\nfrom gust import Dag\n"
+        "class Injected(Dag):\n    pass\n",
+        str(copy),
+        "exec",
+    )
+    info = copy.stat()
+    header = importlib.util.MAGIC_NUMBER + (0).to_bytes(4, "little")
+    header += int(info.st_mtime).to_bytes(4, "little") + (info.st_size & 0xFFFFFFFF).to_bytes(
+        4, "little"
+    )
+    cache = Path(importlib.util.cache_from_source(str(copy)))
+    cache.parent.mkdir(exist_ok=True)
+    cache.write_bytes(header + marshal.dumps(evil))
+    ex = task_run(
+        copy, "Injected", "uses_imports", cwd=layout["dags"], env=env_with_tmpdir(layout["temp"])
+    )
+    assert ex.result["ok"] is True, ex.frames
+    assert_nothing_planted_ran(layout["marker"])
+
+
+@pytest.mark.timeout(30)
+def test_running_the_temp_copy_leaves_no_bytecode_in_the_temp_dir(layout):
+    ex = task_run(
+        layout["copy"], "Injected", "uses_imports", cwd=layout["dags"],
+        env={**env_with_tmpdir(layout["temp"]), "PYTHONDONTWRITEBYTECODE": ""},
+    )  # fmt: skip
+    assert ex.result["ok"] is True
+    assert not (layout["temp"] / "__pycache__").exists()

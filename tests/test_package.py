@@ -111,8 +111,9 @@ def test_task_decorator_forms_keep_an_ordinary_method() -> None:
     ],
 )
 def test_task_decorator_rejects_bad_options(kwargs: dict, message: str) -> None:
-    with pytest.raises(TypeError, match=message):
+    with pytest.raises(gust.TaskOptionError, match=message) as info:
         task(**kwargs)
+    assert isinstance(info.value, TypeError)  # what earlier releases raised
 
 
 def test_runtime_calls_outside_a_task_are_clear(capsys: pytest.CaptureFixture[str]) -> None:
@@ -122,3 +123,76 @@ def test_runtime_calls_outside_a_task_are_clear(capsys: pytest.CaptureFixture[st
         gust.get_secret_by_name("X")
     with pytest.raises(gust.NotInTaskError, match="get_task_by_name_run needs a host"):
         gust.get_task_by_name_run("t", 1)
+
+
+def test_gust_help_points_at_the_harness() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "gust", "--help"], capture_output=True, text=True, check=True
+    )
+    assert "gust harness DAG_FILE" in out.stdout
+    assert "python -m gust.harness" in out.stdout
+    assert re.search(r"harness +Run a DAG locally as Gust would", out.stdout)
+
+
+_RUNTIME_MODULES = [
+    "gust",
+    "gust.errors",
+    "gust.protocol",
+    "gust._channel",
+    "gust.calls",
+    "gust.masking",
+    "gust.sandbox",
+    "gust.values",
+    "gust.invoke",
+    "gust.runtime",
+    "gust.commands",
+    "gust.dag",
+    "gust._entry",
+    "gust.cli",
+    "gust._logbridge",
+    "gust._loghandler",
+]
+
+
+def test_every_error_of_the_runtime_is_a_gust_error() -> None:
+    import importlib
+
+    from gust.sandbox import TaskInterrupted
+
+    found = []
+    for name in _RUNTIME_MODULES:
+        module = importlib.import_module(name)
+        for value in vars(module).values():
+            if (
+                isinstance(value, type)
+                and issubclass(value, BaseException)
+                and value.__module__ == name
+            ):
+                found.append(value)
+    assert len(found) >= 10
+    # A signal is not an error: like KeyboardInterrupt it must pass `except Exception`.
+    errors = [cls for cls in found if cls is not TaskInterrupted]
+    assert [cls for cls in errors if not issubclass(cls, gust.GustError)] == []
+    assert not issubclass(TaskInterrupted, Exception)
+
+
+def test_every_failure_of_a_call_is_a_call_error() -> None:
+    for cls in (
+        gust.HostGoneError,
+        gust.CallTimeoutError,
+        gust.HostProtocolError,
+        gust.NotInTaskError,
+    ):
+        assert issubclass(cls, gust.CallError), cls
+    refused = gust.CallError.refused("get_secret_by_name", "db_down")
+    assert (refused.op, refused.error) == ("get_secret_by_name", "db_down")
+    assert str(refused) == "get_secret_by_name failed: host answered 'db_down'"
+
+
+def test_log_levels_outside_a_task(capsys: pytest.CaptureFixture[str]) -> None:
+    gust.log("loud", level="ERROR")
+    assert capsys.readouterr().err == "[gust error] loud\n"
+    with pytest.raises(gust.LogLevelError, match="not 'trace'"):
+        gust.log("x", level="trace")
+    with pytest.raises(ValueError, match="one of debug, info, warning, error, critical"):
+        gust.log("x", level=20)

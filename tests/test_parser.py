@@ -30,8 +30,6 @@ from gust.protocol import scrub_surrogates
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "parse_fixtures"
 HELLO_WORLD = REPO / "harness" / "dags" / "hello_world.py"
-STANDIN = Path(__file__).resolve().parents[2] / "shared" / "gust-standin" / "standin.exs"
-GUST_EXE = REPO / ".venv" / "bin" / "gust"
 
 KEYS = [
     "name",
@@ -1158,52 +1156,6 @@ def test_random_graphs_layer_in_source_order_or_report_a_cycle(
     assert source_lines[error["line"]] == f"    def {first}(self, ctx): ..."
     # tasks on a cycle can never be layered
     assert not set(cycle) & set(stage_of)
-
-
-# ---- Gust's own reading of the output (the Elixir stand-in) ----------------------------------
-
-
-def standin(file: Path, cwd: Path) -> dict[str, Any]:
-    if shutil.which("elixir") is None:
-        pytest.skip("elixir is not on PATH: cannot run Gust's stand-in adapter")
-    if not STANDIN.is_file():
-        pytest.skip(f"Gust's stand-in adapter is missing: {STANDIN}")
-    if not GUST_EXE.is_file():
-        pytest.skip(f"the gust console script is missing: {GUST_EXE} (run `uv sync --dev`)")
-    done = subprocess.run(
-        ["elixir", str(STANDIN), "parse", str(GUST_EXE), str(file)],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def test_gust_standin_reads_the_example(tmp_path: Path) -> None:
-    path = fixture("spec_example")
-    verdict = standin(path, tmp_path)
-    assert verdict == {
-        "outcome": "ok",
-        "name": "spec_example",
-        "mod": "MyDag",
-        "file_path": str(path),
-        "stages": [["hello"], ["prepare"]],
-        "store_result": {"hello": True, "prepare": False},
-        "schedule": "@daily",
-        "on_finished_callback": "done_my_run",
-    }
-
-
-def test_gust_standin_sees_a_cycle_as_a_parsing_error_not_a_crash(tmp_path: Path) -> None:
-    path = fixture("error_cycle")
-    verdict = standin(path, tmp_path)
-    assert verdict["outcome"] == "error", verdict
-    assert verdict["message"] == "parsing error"
-    assert verdict["line"] == line_of(path, '@task(downstream="transform")')
-    assert "extract -> transform -> extract" in verdict["description"]
 
 
 # ---- arbitrary DAG-like sources never break the parser ---------------------------------------

@@ -231,3 +231,183 @@ def test_message_constructors_match_the_spec() -> None:
         "error": {"message": "m", "type": "T", "details": "d"},
     }
     assert protocol.error_frame("tb") == {"type": "error", "ok": False, "trace": "tb"}
+
+
+# -- a bad frame never costs the good ones before it ---------------------------------------------
+
+frame_pieces = st.one_of(
+    json_objects.map(lambda obj: ("good", encode_frame(obj))),
+    st.just(("bad", struct.pack(">I", 3) + b"{x}")),  # bad_json: consumed, decoding goes on
+    st.just(("bad", struct.pack(">I", 2) + b"[]")),  # not_object: the same
+    st.just(("bad", struct.pack(">I", 2) + b"\xff\xfe")),  # bad_utf8: the same
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(frame_pieces, max_size=8), st.lists(st.integers(1, 40), max_size=10))
+def test_frames_delivers_every_good_frame_then_the_error(
+    pieces: list[tuple[str, bytes]], chunks: list[int]
+) -> None:
+    data = b"".join(raw for _, raw in pieces)
+    expected: list[object] = []
+    for kind, raw in pieces:
+        expected.append(decode_payload(raw[4:]) if kind == "good" else "error")
+    decoder = FrameDecoder()
+    got: list[object] = []
+    pos = 0
+    for size in [*chunks, len(data)]:
+        decoder.feed(data[pos : pos + size])
+        pos += size
+        while True:  # a caller that keeps calling frames() sees everything, in order
+            try:
+                batch = decoder.frames()
+            except RemoteProtocolError:
+                got.append("error")
+                continue
+            got += batch
+            if not batch:
+                break
+    decoder.eof()
+    assert got == expected
+
+
+def test_drain_returns_the_good_frames_and_the_error_together() -> None:
+    decoder = FrameDecoder()
+    decoder.feed(encode_frame({"a": 1}) + struct.pack(">I", 3) + b"{x}" + encode_frame({"b": 2}))
+    good, error = decoder.drain()
+    assert good == [{"a": 1}] and error is not None and error.code == "bad_json"
+    assert decoder.drain() == ([{"b": 2}], None)
+
+
+def test_an_error_kept_by_frames_is_raised_by_eof() -> None:
+    decoder = FrameDecoder()
+    decoder.feed(encode_frame({"a": 1}) + struct.pack(">I", 2) + b"[]")
+    assert decoder.frames() == [{"a": 1}]
+    with pytest.raises(RemoteProtocolError) as info:
+        decoder.eof()
+    assert info.value.code == "not_object"
+
+
+# -- the message vocabulary ----------------------------------------------------------------------
+
+
+def test_message_type_names_and_tags_are_in_sync() -> None:
+    for name in ("START", "LOG", "CALL", "REPLY", "ERROR", "RESULT"):
+        assert getattr(protocol, name) == name.lower()
+    assert set(protocol.CHILD_MESSAGES) | set(protocol.HOST_MESSAGES) == {
+        "start", "log", "call", "reply", "error", "result",
+    }  # fmt: skip
+    built = [
+        protocol.start_frame(1),
+        protocol.log_frame("m"),
+        protocol.call_get_secret("s"),
+        protocol.call_get_task("t", 1),
+        protocol.reply_ok(None),
+        protocol.reply_error(protocol.SECRET_NOT_FOUND),
+        protocol.error_frame("tb"),
+        protocol.result_success(1),
+        protocol.result_failure("m", type="T", details="d", traceback="tb"),
+    ]
+    for frame in built:
+        assert protocol.check_message(frame) is None, frame
+    assert protocol.CALL_OPS == ("get_secret_by_name", "get_task_by_name_run")
+    assert protocol.REPLY_ERRORS == ("secret_not_found", "task_not_found", "bad_call", "unknown_op")
+    assert {"secret_not_found", "task_not_found"} == protocol.NOT_FOUND_ERRORS
+
+
+def test_the_reply_error_codes_harness_code_imports_still_work() -> None:
+    from gust.calls import NOT_FOUND_ERRORS
+
+    assert NOT_FOUND_ERRORS is protocol.NOT_FOUND_ERRORS
+
+
+@pytest.mark.parametrize(
+    ("frame", "why"),
+    [
+        ({"type": 3}, '"type" must be a string'),
+        ({"type": "start", "pid": "7"}, 'start: "pid" must be an integer'),
+        ({"type": "start", "pid": True}, 'start: "pid" must be an integer'),
+        ({"type": "log", "level": "info", "msg": 1}, 'log: "msg" must be a string'),
+        ({"type": "log", "msg": "m"}, 'log: "level" must be a string'),
+        ({"type": "call", "op": "drop_table", "name": "x"}, "call: unknown op 'drop_table'"),
+        ({"type": "call", "op": "get_secret_by_name"}, 'call: "name" must be a string'),
+        (
+            {"type": "call", "op": "get_task_by_name_run", "name": "t", "run_id": "1"},
+            'call: "run_id" must be an integer',
+        ),
+        ({"type": "error", "ok": True, "trace": "t"}, 'error: "ok" must be false'),
+        ({"type": "error", "ok": False, "trace": None}, 'error: "trace" must be a string'),
+        ({"type": "result", "ok": True}, 'result: a successful result needs "data"'),
+        ({"type": "result", "ok": False, "error": "x"}, 'result: a failed result needs an "error"'),
+        (
+            {"type": "result", "ok": False, "error": {"message": "m", "details": 3}},
+            'result: "error.details" must be a string',
+        ),
+        ({"type": "result", "ok": "yes"}, 'result: "ok" must be true or false'),
+        ({"type": "reply", "ok": False, "error": 5}, 'reply: "error" must be a string'),
+        ({"type": "reply", "ok": True}, 'reply: a successful reply needs "data"'),
+    ],
+)
+def test_check_message_says_why_a_shape_is_wrong(frame: dict, why: str) -> None:
+    assert (protocol.check_message(frame) or "").startswith(why)
+
+
+def test_unknown_types_and_keys_are_valid_messages() -> None:
+    assert protocol.check_message({"type": "future", "anything": 1}) is None
+    assert protocol.check_message({**protocol.log_frame("m"), "extra": [1]}) is None
+
+
+def test_child_state_enforces_who_speaks_when() -> None:
+    state = protocol.ChildState()
+    with pytest.raises(LocalProtocolError, match="before start") as info:
+        state.send("log")
+    assert info.value.code == "out_of_order"
+    state.send("start")
+    with pytest.raises(LocalProtocolError, match="start was already sent"):
+        state.send("start")
+    state.send("log")
+    state.send("call")  # call 1: its caller gives up (a timeout)
+    state.send("call")  # call 2 waits
+    assert state.replies_owed == 2
+    assert state.receive_reply() is False  # the late reply to call 1: skipped
+    assert state.receive_reply() is True  # the answer to call 2
+    with pytest.raises(RemoteProtocolError, match="reply #3 but only 2") as remote:
+        state.receive_reply()
+    assert remote.value.code == "unexpected_reply"
+    state.send("error")
+    with pytest.raises(LocalProtocolError, match="already sent"):
+        state.send("error")
+    state.send("result")
+    for kind in ("log", "call", "result", "error"):
+        with pytest.raises(LocalProtocolError, match="cannot follow the final result"):
+            state.send(kind)
+
+
+# -- text cut to the cap ---------------------------------------------------------------------------
+
+
+@given(st.text(max_size=300), st.integers(120, 200))
+def test_cap_text_bounds_the_length_and_says_how_much_was_cut(text: str, limit: int) -> None:
+    capped = protocol.cap_text(text, limit)
+    assert len(capped) <= max(limit, len(text) if len(text) <= limit else 0)
+    if len(text) <= limit:
+        assert capped == text
+    else:
+        assert capped.endswith(f"cut {len(text) - (limit - 100)} of {len(text)} characters; "
+                               f"a frame carries at most {limit}]")  # fmt: skip
+        assert protocol.cap_text(capped, limit) == capped  # cutting twice changes nothing
+
+
+def test_every_constructor_carrying_user_text_caps_it() -> None:
+    huge = "x" * (protocol.MAX_TEXT * 3)
+    assert len(protocol.log_frame(huge)["msg"]) <= protocol.MAX_TEXT
+    assert len(protocol.error_frame(huge)["trace"]) <= protocol.MAX_TEXT
+    error = protocol.result_failure(huge, type=huge, details=huge, traceback=huge)["error"]
+    assert all(len(error[k]) <= protocol.MAX_TEXT for k in error)
+    assert len(encode_frame(protocol.result_failure(huge, details=huge))) < 8 * protocol.MAX_TEXT
+
+
+def test_protocol_errors_are_gust_errors() -> None:
+    from gust.errors import GustError
+
+    assert issubclass(protocol.ProtocolError, GustError)

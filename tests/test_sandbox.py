@@ -327,12 +327,18 @@ def test_child_processes_write_to_stderr_read_nothing_and_inherit_no_channel() -
 
 
 def test_reading_stdin_sees_nothing_and_cannot_steal_the_reply() -> None:
-    # The reply sits in the pipe before the task even reads stdin: were stdin the channel,
-    # sys.stdin.read() would swallow it and the call would wait for ever.
+    # The host writes a reply before the task even reads stdin: were stdin the channel,
+    # sys.stdin.read() would swallow it. It stays in the pipe, where the runtime finds it
+    # before the task's first call and refuses it, since no call was waiting for it.
     host = run("reads_stdin", preload=[reply_ok(SECRETS["PLAIN"])])
     assert host.returncode == 0, host.stderr
-    assert host.types() == ["start", "call", "log", "result"]
-    assert host.value == {"read": "", "input": "EOFError", "raw": "", "secret": SECRETS["PLAIN"]}
+    assert host.types() == ["start", "log", "result"]  # the call never went out
+    value = host.value
+    assert value.pop("secret").startswith(
+        "HostProtocolError: get_secret_by_name('PLAIN') cannot be made: the host broke the "
+        "protocol: the host sent reply #1 but only 0 call(s) were made"
+    )
+    assert value == {"read": "", "input": "EOFError", "raw": ""}
     assert host.logs() == [("info", "prompt> ")]  # input()'s prompt, an unfinished line
 
 
@@ -685,7 +691,9 @@ def test_calls_inside_run_done_raise_at_once() -> None:
             "callback_calls", "--status", "ok", "--run-id", "9"]  # fmt: skip
     host = Host(argv, answers=secret_table, timeout=10).run()
     assert host.returncode == 1
-    assert host.types() == ["log"]  # the print; no call frame was ever sent
+    # The print, then the refused call: it goes out unanswered (Gust ignores run done's
+    # stdout; a host can note it) and the callback fails at once, without waiting.
+    assert host.types() == ["log", "call"]
     assert host.logs() == [("info", "callback ok")]
     assert "NotInTaskError" in host.stderr
     assert "get_secret_by_name('TOKEN') cannot be answered here" in host.stderr

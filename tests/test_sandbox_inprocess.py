@@ -11,6 +11,7 @@ import logging
 import math
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +23,11 @@ import gust.protocol
 from gust import calls
 from gust._channel import MemoryChannel
 from gust.calls import Session
-from gust.errors import CallTimeoutError, HostGoneError
+from gust.errors import CallTimeoutError, HostGoneError, HostProtocolError
 from gust.masking import SecretMasker
 from gust.protocol import FrameDecoder, decode_payload, encode_frame, reply_ok
-from gust.runtime import run_task_in
-from gust.sandbox import LogFrameHandler, LogWriter, capture_output
+from gust.runtime import _TaskRun
+from gust.sandbox import LogFrameHandler, LogWriter, TaskSignals, capture_output
 from gust.values import MAX_DEPTH, UnsupportedValueError, to_json_value
 
 SANDBOX = Path(__file__).resolve().parent / "sandbox_dags" / "sandbox.py"
@@ -129,16 +130,39 @@ def test_the_late_reply_of_a_timed_out_call_is_skipped() -> None:
         session.call(gust.protocol.call_get_secret("first"), "get_secret_by_name('first')")
     channel.push(encode_frame(reply_ok("late answer to first")))
     channel.push(encode_frame({"type": "note", "unknown": True}))  # not a reply: ignored
-    channel.push(encode_frame(reply_ok("answer to second")))
+
+    def answer_once_asked() -> None:  # a host answers a call only once it has seen it
+        deadline = time.monotonic() + 10
+        while len(sent(channel)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        channel.push(encode_frame(reply_ok("answer to second")))
+
+    host = threading.Thread(target=answer_once_asked)
+    host.start()
     got = session.call(gust.protocol.call_get_secret("second"), "get_secret_by_name('second')")
+    host.join()
     assert got == "answer to second"
+
+
+def test_a_reply_nobody_asked_for_is_a_protocol_error_for_every_later_call() -> None:
+    channel = MemoryChannel()
+    session = Session(channel)
+    channel.push(encode_frame(reply_ok("unasked")))
+    call = gust.protocol.call_get_secret("name")
+    for _ in range(2):  # the order of replies cannot be trusted any more
+        with pytest.raises(HostProtocolError, match=r"reply #1 but only 0 call\(s\) were made"):
+            session.call(call, "get_secret_by_name('name')")
+    assert sent(channel) == []  # no call went out: its answer could not be told apart
+    session.log("logs still go out")
+    assert sent(channel) == [gust.protocol.log_frame("logs still go out")]
 
 
 def test_end_of_input_during_a_call_raises_at_once_naming_it() -> None:
     channel = MemoryChannel()
     channel.push(b"")
+    session = Session(channel)
     with pytest.raises(HostGoneError, match=r"get_task_by_name_run\('up', 3\)"):
-        Session(channel).call(gust.protocol.call_get_task("up", 3), "get_task_by_name_run('up', 3)")
+        session.call(gust.protocol.call_get_task("up", 3), "get_task_by_name_run('up', 3)")
 
 
 def test_nothing_can_be_written_after_the_final_frames() -> None:
@@ -174,9 +198,11 @@ def small_format_limit(monkeypatch: pytest.MonkeyPatch) -> int:
 def _run_in_memory(task: str) -> list[dict[str, Any]]:
     channel = MemoryChannel(max_frame_size=gust.protocol.MAX_FRAME_FORMAT)
     session = Session(channel)
+    signals = TaskSignals(channel, on_timeout=lambda exc: None)  # never installed in pytest
     calls.activate(session)
     try:
-        run_task_in(session, str(SANDBOX), "Sandbox", task, '{"run_id": 1}')
+        frames = _TaskRun(session, signals, str(SANDBOX), "Sandbox", task).execute('{"run_id": 1}')
+        session.write_final(frames)
     finally:
         calls.activate(None)
     return sent(channel)

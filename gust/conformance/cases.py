@@ -6,15 +6,16 @@ it against ``transcript.schema.json`` (which in turn checks every example frame 
 message schemas), and then checks what a schema cannot: the name matches the file, every
 matcher path exists in its example frame, each ``h2c`` frame answers an earlier unanswered
 ``call`` and fits that call's reply schema, a runtime is never asked to send broken bytes, the
-DAG file exists, and a case for hosts is a ``task run``. Every problem names the file and the
-step. The result is an immutable :class:`Case` the two modes play.
+DAG file exists, a case for hosts is a ``task run``, and only a host-only case asks the host to
+kill. Raw bytes that are exactly one frame decoding to a call count as a call (a host answers a
+call that breaks the call schema too). Every problem names the file and the step. The result is
+an immutable :class:`Case` the two modes play.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,9 @@ from typing import Any
 
 from gust.conformance.matchers import Path as JsonPath
 from gust.conformance.matchers import PathError, compare_frame, get_path, parse_path
+from gust.conformance.resources import SuiteNotOnDiskError, suite_root
 from gust.conformance.schema import SchemaSet
+from gust.conformance.wire import decode_one_frame
 
 __all__ = [
     "DAG_FILE",
@@ -43,11 +46,15 @@ class CaseError(ValueError):
 
 
 def default_suite_root() -> Path:
-    """``$GUST_CONFORMANCE_DIR``, else the ``conformance/`` folder of this checkout."""
-    env = os.environ.get("GUST_CONFORMANCE_DIR")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2] / "conformance"
+    """The suite shipped inside the package (``conformance/`` of a checkout links to it).
+
+    Raises:
+        CaseError: the package data has no folder on disk (a zipped install).
+    """
+    try:
+        return suite_root()
+    except SuiteNotOnDiskError as exc:
+        raise CaseError(str(exc)) from None
 
 
 @dataclass(frozen=True)
@@ -96,18 +103,35 @@ class Step:
     #: For an h2c frame: the op of the call it answers.
     answers: str | None = None
     note: str | None = None
+    #: For raw bytes that are exactly one frame: the object it decodes to, if it decodes.
+    raw_frame: dict[str, Any] | None = None
+    #: For raw bytes that are exactly one frame that does not decode: the protocol error code.
+    raw_error: str | None = None
+
+    @property
+    def call(self) -> dict[str, Any] | None:
+        """The call this c2h step makes (a frame, or raw bytes decoding to one), or ``None``."""
+        if self.dir != "c2h":
+            return None
+        frame = self.frame if self.frame is not None else self.raw_frame
+        return frame if frame is not None and frame.get("type") == "call" else None
 
     def describe(self) -> str:
-        """``step 3 (c2h log)`` and the like, for messages."""
+        """``step 3 (c2h log)``, ``step 1 (c2h raw call get_weather)`` and the like."""
         if self.frame is not None:
-            kind = str(self.frame.get("type"))
-            if kind == "call":
-                kind += f" {self.frame.get('op')}"
+            kind = _kind(self.frame)
+        elif self.raw_frame is not None:
+            kind = "raw " + _kind(self.raw_frame)
         elif self.raw is not None:
-            kind = f"{len(self.raw)} raw bytes"
+            kind = f"{len(self.raw)} raw bytes" + (f": {self.raw_error}" if self.raw_error else "")
         else:
             kind = "eof"
         return f"step {self.index} ({self.dir} {kind})"
+
+
+def _kind(frame: dict[str, Any]) -> str:
+    kind = str(frame.get("type"))
+    return f"{kind} {frame.get('op')}" if kind == "call" else kind
 
 
 @dataclass(frozen=True)
@@ -126,6 +150,10 @@ class Case:
     outcome: str
     timeout: float | None
     data: dict[str, Any]
+    #: Host mode: the ``{timeout}`` the host is told to give the task, if the case sets one.
+    task_timeout: float | None = None
+    #: Host mode: ``{"after": "last_step" | "timeout", "within": seconds}``: the host must kill.
+    kill: dict[str, Any] | None = None
 
     def argv_for(self, dag_file: str | Path | None = None) -> list[str]:
         """The child's arguments with ``{dag_file}`` filled in."""
@@ -185,6 +213,7 @@ def _build_step(path: Path, i: int, raw_step: dict[str, Any]) -> Step:
         if diff is not None:
             raise _fail(path, f"{where}.frame", f"the example breaks its own matcher: {diff}")
     raw = bytes.fromhex(raw_step["raw"]) if "raw" in raw_step else None
+    raw_frame, raw_error = decode_one_frame(raw) if raw is not None else (None, None)
     return Step(
         index=i,
         dir=raw_step["dir"],
@@ -193,15 +222,19 @@ def _build_step(path: Path, i: int, raw_step: dict[str, Any]) -> Step:
         eof=bool(raw_step.get("eof")),
         matchers=matchers,
         note=raw_step.get("note"),
+        raw_frame=raw_frame,
+        raw_error=raw_error,
     )
 
 
-def _pair_replies(path: Path, steps: list[Step], schemas: SchemaSet) -> list[Step]:
+def _pair_replies(path: Path, steps: list[Step], schemas: SchemaSet | None) -> list[Step]:
     pending: list[str] = []
     out = []
     for step in steps:
-        if step.dir == "c2h" and step.frame is not None and step.frame.get("type") == "call":
-            pending.append(str(step.frame.get("op")))
+        call = step.call
+        if call is not None:
+            # A call is answered even when it breaks the call schema (raw bytes that decode).
+            pending.append(str(call.get("op")))
         if step.dir == "h2c" and step.frame is not None:
             if not pending:
                 raise _fail(
@@ -210,7 +243,7 @@ def _pair_replies(path: Path, steps: list[Step], schemas: SchemaSet) -> list[Ste
                     "a host frame that answers no call (the host never speaks unasked)",
                 )
             op = pending.pop(0)
-            problems = schemas.check_h2c(step.frame, op)
+            problems = schemas.check_h2c(step.frame, op) if schemas is not None else []
             if problems:
                 raise _fail(
                     path, f"steps[{step.index}].frame", f"not a valid reply to {op}: {problems[0]}"
@@ -220,11 +253,13 @@ def _pair_replies(path: Path, steps: list[Step], schemas: SchemaSet) -> list[Ste
     return out
 
 
-def load_case(path: str | Path, schemas: SchemaSet, dags_dir: Path) -> Case:
+def load_case(path: str | Path, schemas: SchemaSet | None, dags_dir: Path) -> Case:
     """Read, validate and check one case file.
 
     Args:
-        schemas: the suite's schemas (``transcript`` and the message schemas).
+        schemas: the suite's schemas (``transcript`` and the message schemas); ``None`` for a
+            file the runner has validated already (the scripted child never loads
+            ``jsonschema``: it starts once per task attempt of a host).
         dags_dir: where relative ``dag`` names are found.
 
     Raises:
@@ -236,7 +271,7 @@ def load_case(path: str | Path, schemas: SchemaSet, dags_dir: Path) -> Case:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise CaseError(f"{path}: cannot read the case: {exc}") from None
-    problems = schemas.validate("transcript", data)
+    problems = schemas.validate("transcript", data) if schemas is not None else []
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise CaseError(f"{path}: not a valid transcript: {problems[0]}{more}")
@@ -260,6 +295,14 @@ def load_case(path: str | Path, schemas: SchemaSet, dags_dir: Path) -> Case:
     if "host" in roles and argv[:2] != ("task", "run"):
         raise _fail(path, "roles", "the host role only scripts 'task run' children")
     exit_codes = tuple(data["exit"]) if data["exit"] is not None else None
+    kill = data.get("kill")
+    if kill is not None:
+        if roles != ("host",):
+            raise _fail(path, "kill", "only a host can be asked to kill: use roles ['host']")
+        if kill["after"] == "timeout" and "task_timeout" not in data:
+            raise _fail(path, "kill", "after: timeout needs the case's task_timeout")
+        if any(s.dir == "h2c" for s in steps[-1:]):
+            raise _fail(path, "kill", "the last step must be the child's: the host kills after it")
     return Case(
         name=data["name"],
         path=path,
@@ -273,6 +316,8 @@ def load_case(path: str | Path, schemas: SchemaSet, dags_dir: Path) -> Case:
         outcome=data["outcome"],
         timeout=data.get("timeout"),
         data=data,
+        task_timeout=data.get("task_timeout"),
+        kill=kill,
     )
 
 

@@ -30,17 +30,15 @@ import re
 from pathlib import Path
 from typing import Any
 
+from gust.conformance.resources import SuiteNotOnDiskError, suite_root
 from gust.protocol import FrameDecoder, ProtocolError, encode_frame
 
 __all__ = [
-    "CONFORMANCE_DAGS",
     "RecordError",
     "transcript_from_exchange",
     "write_transcript",
 ]
 
-#: Where the suite's own DAG files live (``conformance/dags`` in a checkout of gust).
-CONFORMANCE_DAGS = Path(__file__).resolve().parents[2] / "conformance" / "dags"
 
 _SUBCOMMANDS = (("task", "run"), ("run", "done"), ("parse",))
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{6,}")
@@ -186,10 +184,11 @@ def _name(name: str, well_formed: bool) -> str:
 
 
 def _dag_reference(dag_file: str) -> str:
+    # A DAG of the suite itself is named relative to its dags/ folder, as the suite's cases are.
     path = Path(dag_file).resolve()
     try:
-        return path.relative_to(CONFORMANCE_DAGS).as_posix()
-    except ValueError:
+        return path.relative_to((suite_root() / "dags").resolve()).as_posix()
+    except (ValueError, SuiteNotOnDiskError):
         return str(path)
 
 

@@ -1,40 +1,40 @@
 """Runtime mode: play the host of each case against a runtime command and judge its frames.
 
 Theory of operation: for one case the runner starts ``COMMAND + argv`` (default
-``python -m gust``) with the case's DAG folder as working directory, as Gust does, in a session
-of its own so a wrapper's children can be killed with it. A reader thread drains the child's
-stdout into a queue and another collects stderr, so the child can never block on a full pipe
-while the runner writes. The steps are then played in order: a ``c2h`` step reads the next
-frame (through :class:`~gust.protocol.FrameDecoder`), validates it against the message schemas
-and compares it with the example and its matchers; an ``h2c`` step writes the frame (or raw
-bytes) to the child's stdin, whole or in the chunks a test asks for; ``eof`` closes stdin.
-After the last step the child must close stdout with no further frame and exit with one of the
-case's statuses, and its stderr must fit the case. The first difference ends the case: the
-child is killed and the difference becomes the case's verdict.
+``python -m gust``) through the project's process helper (:mod:`gust._process`: a session of its
+own, so a wrapper's children go with it; a thread writes to its stdin, so a child that stops
+reading never blocks the runner; another drains its stderr), with the case's DAG folder as
+working directory, as Gust does. The steps are then played in order: a ``c2h`` step reads the
+next frame (:class:`gust._process.FrameReader`), validates it against the message schemas and
+compares it with the example and its matchers; an ``h2c`` step sends the frame (or raw bytes),
+whole or in the chunks a test asks for; ``eof`` closes stdin. Every frame also goes through the
+host-side exchange machine (:class:`gust.harness.exchange.Exchange`), the same rules the
+harness applies: it pairs replies with calls, and once the child has exited its verdict must be
+the case's ``outcome``. After the last step the child must close stdout with no further frame
+and exit with one of the case's statuses, and its stderr must fit the case. The first
+difference ends the case: the child's whole session is killed and the difference becomes the
+case's verdict.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import queue
 import re
-import signal
-import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any, Final
 
+from gust import _process
 from gust.conformance.cases import Case
 from gust.conformance.matchers import brief, compare_frame
 from gust.conformance.report import CaseResult
 from gust.conformance.schema import SchemaSet
-from gust.protocol import FrameDecoder, ProtocolError, encode_frame
+from gust.harness.exchange import Exchange
+from gust.protocol import RemoteProtocolError, encode_frame
 
-__all__ = ["DEFAULT_RUNTIME", "Chunker", "check_stderr", "pid_belongs_to", "run_case"]
+__all__ = ["DEFAULT_RUNTIME", "Chunker", "check_stderr", "run_case"]
 
 #: The runtime under test when none is given: this interpreter's ``gust``.
 DEFAULT_RUNTIME = [sys.executable, "-m", "gust"]
@@ -42,31 +42,8 @@ DEFAULT_RUNTIME = [sys.executable, "-m", "gust"]
 #: Splits bytes written to the child into ``(chunk, pause_seconds_after)`` pieces.
 Chunker = Callable[[bytes], Iterable[tuple[bytes, float]]]
 
-
-class _Timeout(Exception):
-    pass
-
-
-def pid_belongs_to(pid: int, root: int) -> bool:
-    """Whether ``pid`` is ``root`` or one of its descendants (Linux ``/proc``; else equality).
-
-    A host may start the runtime through a wrapper (``uv run gust``): the ``start`` frame then
-    carries the pid of the Python process below the wrapper, which is what Gust kills.
-    """
-    seen = 0
-    while pid > 1 and seen < 64:
-        if pid == root:
-            return True
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            return False
-        # The command name sits in parentheses and may hold spaces: parse after the last ')'.
-        fields = stat[stat.rindex(b")") + 2 :].split()
-        pid = int(fields[1])
-        seen += 1
-    return pid == root
+_STDERR_KEEP: Final = 4 << 20
+_JOIN: Final = 5.0
 
 
 def check_stderr(rule: dict[str, Any], text: str) -> str | None:
@@ -86,123 +63,68 @@ class _Child:
 
     def __init__(self, argv: list[str], cwd: Path, result: CaseResult) -> None:
         self.result = result
-        self.proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            cwd=cwd,
-            start_new_session=True,
-        )
-        self._chunks: queue.Queue[bytes] = queue.Queue()
-        self._stderr: list[bytes] = []
-        self.decoder = FrameDecoder()
-        self.stdout_closed = False
-        self._threads = [
-            threading.Thread(target=self._pump_stdout, daemon=True),
-            threading.Thread(target=self._pump_stderr, daemon=True),
-        ]
-        for t in self._threads:
-            t.start()
+        self.child = _process.spawn(argv, cwd=cwd)
+        #: The child and its descendants, as seen whenever output arrived: a wrapper's child
+        #: that sent ``start`` may be gone (and reaped) by the time its frame is judged.
+        self.family: set[int] = {self.child.pid}
+        self.writer = _process.StdinWriter(self.child.take_fd("stdin"))
+        self.stderr = _process.StderrCollector(self.child.take_fd("stderr"), keep=_STDERR_KEEP)
+        self.reader = _process.FrameReader(self.child.take_fd("stdout"), on_bytes=self._seen)
+        self._stdin_open = True
+        self.writer.start()
+        self.stderr.start()
 
-    def _pump_stdout(self) -> None:
-        out = self.proc.stdout
-        assert out is not None
-        while True:
-            try:
-                chunk = out.read1(1 << 16)
-            except (OSError, ValueError):
-                chunk = b""
-            if chunk:
-                self.result.wire_chunk("c2h", chunk)
-            self._chunks.put(chunk)
-            if not chunk:
-                return
+    def _seen(self, chunk: bytes) -> None:
+        self.family.update(_process.descendants(self.child.pid))
+        self.result.wire_stream("c2h", chunk)
 
-    def _pump_stderr(self) -> None:
-        err = self.proc.stderr
-        assert err is not None
-        while True:
-            try:
-                chunk = err.read1(1 << 16)
-            except (OSError, ValueError):
-                return
-            if not chunk:
-                return
-            self._stderr.append(chunk)
+    def ours(self, pid: int) -> bool:
+        """Whether ``pid`` is the child or one of its descendants (now, or when it wrote)."""
+        return pid in self.family or pid in _process.descendants(self.child.pid)
 
     def read_frame(self, deadline: float) -> dict[str, Any] | None:
         """The next frame, or ``None`` at a clean end of stdout.
 
         Raises:
-            ProtocolError: the bytes are no frame (``truncated`` at EOF inside a frame).
-            _Timeout: nothing complete arrived before ``deadline``.
+            RemoteProtocolError: the bytes are no frame (``truncated`` at EOF inside a frame).
+            FrameTimeout: nothing complete arrived before ``deadline``.
         """
-        while True:
-            frame = self.decoder.next_frame()
-            if frame is not None:
-                return frame
-            if self.stdout_closed:
-                self.decoder.eof()
-                return None
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise _Timeout
-            try:
-                chunk = self._chunks.get(timeout=remaining)
-            except queue.Empty:
-                raise _Timeout from None
-            if chunk:
-                self.decoder.feed(chunk)
-            else:
-                self.stdout_closed = True
+        was_closed = self.reader.closed
+        try:
+            return self.reader.next_frame(deadline)
+        finally:
+            if self.reader.closed and not was_closed:
+                self.result.wire_stream_end("c2h")
 
     def write(self, data: bytes, chunker: Chunker | None) -> None:
-        """Write ``data`` to the child's stdin (raises ``BrokenPipeError`` if it is closed)."""
-        stdin = self.proc.stdin
-        assert stdin is not None
+        """Send ``data`` to the child's stdin, in the pieces ``chunker`` cuts."""
         pieces = chunker(data) if chunker is not None else [(data, 0.0)]
         for piece, pause in pieces:
             if piece:
-                stdin.write(piece)
-                stdin.flush()
-                self.result.wire_chunk("h2c", piece)
+                self.writer.send(piece)
             if pause > 0:
                 time.sleep(pause)
+        self.result.wire_entry("h2c", data)
 
     def close_stdin(self) -> None:
-        stdin = self.proc.stdin
-        if stdin is not None and not stdin.closed:
-            # BrokenPipeError: the child closed its end first, nothing is left to flush.
-            with contextlib.suppress(BrokenPipeError):
-                stdin.close()
-
-    def kill(self) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):  # already gone
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.kill()
+        if self._stdin_open:
+            self._stdin_open = False
+            self.writer.close_input()
 
     def wait(self, deadline: float) -> int | None:
-        try:
-            return self.proc.wait(max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            return None
+        return self.child.wait(max(0.0, deadline - time.monotonic()))
 
     def finish(self) -> str:
-        """Reap the child and return its stderr text."""
+        """End the child's whole session, reap it, and return its stderr text."""
         self.close_stdin()
-        self.kill()
-        self.proc.wait()
-        for t in self._threads:
-            t.join(5)
-        for stream in (self.proc.stdout, self.proc.stderr):
-            _close(stream)
-        return b"".join(self._stderr).decode("utf-8", "replace")
-
-
-def _close(stream: IO[bytes] | None) -> None:
-    if stream is not None:
-        stream.close()
+        self.child.kill()
+        self.child.wait()
+        self.writer.join(_JOIN)
+        self.stderr.join(_JOIN)
+        os.close(self.reader.fd)
+        self.child.kill_leftovers(settle=0.2)
+        self.child.close()
+        return self.stderr.kept_text()
 
 
 def run_case(
@@ -232,14 +154,26 @@ def run_case(
         result.check("start the runtime", False, f"cannot run {argv[0]!r}: {exc}")
         result.duration = time.monotonic() - result.started
         return result
-    root = child.proc.pid
+    task = case.subcommand == "task run"
+    exchange = Exchange(expect_result=task, answers_calls=task)
     try:
-        _play(case, schemas, child, result, deadline, chunker, lambda p: pid_belongs_to(p, root))
+        if _play(case, schemas, child, exchange, result, deadline, chunker):
+            _finish(case, child, exchange, result, deadline)
     finally:
         result.stderr = child.finish()
-        result.exit = child.proc.returncode if result.exit is None else result.exit
+        result.exit = child.child.returncode if result.exit is None else result.exit
+        result.notes += exchange.notes
         result.duration = time.monotonic() - result.started
     if result.passed:
+        verdict = exchange.conclude(result.exit, stderr_tail=result.stderr[-2000:])
+        got = "ok" if verdict.status == "ok" else "failed"
+        why = f": {verdict.error['message']}" if verdict.error else ""
+        result.check(
+            "outcome",
+            got == case.outcome,
+            f"under the host's rules (exit 0 and a success result) the task is {got}{why}; "
+            f"expected {case.outcome}",
+        )
         problem = check_stderr(case.stderr, result.stderr)
         result.check("stderr", problem is None, problem or "")
     return result
@@ -249,11 +183,12 @@ def _play(
     case: Case,
     schemas: SchemaSet,
     child: _Child,
+    exchange: Exchange,
     result: CaseResult,
     deadline: float,
     chunker: Chunker | None,
-    pid: Callable[[int], bool],
-) -> None:
+) -> bool:
+    """Play every step; ``False`` at the first difference (recorded in ``result``)."""
     frames_in = 0
     for step in case.steps:
         label = step.describe()
@@ -265,59 +200,62 @@ def _play(
             if step.frame is not None:
                 problems = schemas.check_h2c(step.frame, step.answers)
                 if not result.check(f"{label} schema", not problems, "; ".join(problems)):
-                    return
-                data = encode_frame(step.frame)
+                    return False
+                waiting = exchange.waiting_calls
+                # The machine pairs the reply with its call, exactly one per call, in order.
+                data = (
+                    exchange.reply(waiting[0], step.frame) if waiting else encode_frame(step.frame)
+                )
             else:
                 assert step.raw is not None
                 data = step.raw
-            try:
-                child.write(data, chunker)
-            except (BrokenPipeError, ValueError):
-                result.check(label, False, "the child closed its stdin before the host wrote")
-                return
+            child.write(data, chunker)
             result.check(label, True, f"wrote {len(data)} bytes")
             continue
         try:
             frame = child.read_frame(deadline)
-        except _Timeout:
-            result.check(
+        except _process.FrameTimeout:
+            return result.check(
                 label, False, f"no frame within the case's time limit (waited for {label})"
             )
-            return
-        except ProtocolError as exc:
-            result.check(label, False, f"the child's stream broke: {exc.code}: {exc}")
-            return
+        except RemoteProtocolError as exc:
+            exchange.receive_error(exc)
+            return result.check(label, False, f"the child's stream broke: {exc.code}: {exc}")
         if frame is None:
             code = child.wait(min(deadline, time.monotonic() + 2))
             result.exit = code
-            result.check(
+            return result.check(
                 label,
                 False,
                 f"the child closed stdout after {frames_in} frames (exit {code}); "
                 f"expected {brief(step.frame)}",
             )
-            return
         frames_in += 1
+        exchange.receive(frame)
         problems = schemas.check_c2h(frame)
         if not result.check(f"{label} schema", not problems, "; ".join(problems[:3])):
-            return
+            return False
         assert step.frame is not None
-        diff = compare_frame(step.frame, frame, step.matchers, pid)
+        diff = compare_frame(step.frame, frame, step.matchers, child.ours)
         if not result.check(label, diff is None, f"{diff}" if diff else ""):
-            return
-    _finish(case, child, result, deadline)
+            return False
+    return True
 
 
-def _finish(case: Case, child: _Child, result: CaseResult, deadline: float) -> None:
+def _finish(
+    case: Case, child: _Child, exchange: Exchange, result: CaseResult, deadline: float
+) -> None:
     try:
         extra = child.read_frame(deadline)
-    except _Timeout:
+    except _process.FrameTimeout:
         result.check("end of output", False, "the child did not close stdout after the last step")
         return
-    except ProtocolError as exc:
+    except RemoteProtocolError as exc:
+        exchange.receive_error(exc)
         result.check("end of output", False, f"the child's stream broke: {exc.code}: {exc}")
         return
     if extra is not None:
+        exchange.receive(extra)
         result.check(
             "end of output", False, f"an unexpected frame after the last step: {brief(extra)}"
         )

@@ -17,8 +17,6 @@ warning in the task's report so the DAG author learns about it before production
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import threading
 from collections.abc import Mapping
@@ -110,11 +108,7 @@ class CallAnswerer:
                 self._register(value)
 
     def _register(self, value: Any) -> None:
-        self.masker.register(value)
-        if isinstance(value, str) and value.lstrip().startswith(("{", "[")):
-            # JSON text: its leaves are what a task logs after json.loads.
-            with contextlib.suppress(ValueError, RecursionError):
-                self.masker.register(json.loads(value))
+        self.masker.register(value)  # JSON data and JSON text: their leaves too
 
     def mask(self, text: str) -> str:
         """``text`` with every known secret value replaced by ``***``."""
@@ -123,11 +117,11 @@ class CallAnswerer:
     def __call__(self, frame: Mapping[str, Any]) -> Answer:
         """Answer one ``call`` frame."""
         op = frame.get("op")
-        if op == "get_secret_by_name":
+        if op == protocol.OP_GET_SECRET:
             if "name" not in frame:
                 return self._bad_call(frame, 'it has no "name"')
             return self._secret(frame["name"])
-        if op == "get_task_by_name_run":
+        if op == protocol.OP_GET_TASK:
             missing = [key for key in ("name", "run_id") if key not in frame]
             if missing:
                 return self._bad_call(
@@ -135,14 +129,14 @@ class CallAnswerer:
                 )
             return self._task(frame["name"], frame["run_id"])
         return Answer(
-            protocol.reply_error("unknown_op"),
+            protocol.reply_error(protocol.UNKNOWN_OP),
             f"call with unknown op {op!r}: Gust sends no reply and the task would wait for "
             "ever; the harness answered unknown_op",
         )
 
     def _bad_call(self, frame: Mapping[str, Any], why: str) -> Answer:
         return Answer(
-            protocol.reply_error("bad_call"),
+            protocol.reply_error(protocol.BAD_CALL),
             f"call {frame.get('op')!r} is malformed ({why}): Gust sends no reply and the task "
             "would wait for ever; the harness answered bad_call",
         )
@@ -150,7 +144,7 @@ class CallAnswerer:
     def _secret(self, name: Any) -> Answer:
         secret = self.store.secret(name, self.environ) if isinstance(name, str) else None
         if secret is None:
-            return Answer(protocol.reply_error("secret_not_found"))
+            return Answer(protocol.reply_error(protocol.SECRET_NOT_FOUND))
         self._register(secret.value)
         return Answer(protocol.reply_ok(secret.reply_data()))
 
@@ -173,7 +167,7 @@ class CallAnswerer:
             if stored is not None:
                 return Answer(protocol.reply_ok({"id": stored.id, "result": stored.result}))
         return Answer(
-            protocol.reply_error("task_not_found"),
+            protocol.reply_error(protocol.TASK_NOT_FOUND),
             f"get_task_by_name_run({name!r}, {raw_run_id!r}) found no task: under Gust this "
             "crashes the worker and the task sees its stdin close; the harness answered "
             "task_not_found",

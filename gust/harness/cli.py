@@ -2,8 +2,9 @@
 
 A click command, like every command line of the project: it parses the options, sets the run up,
 runs it with the human view or quietly, writes the report, and turns the outcome into an exit
-status (:data:`EXIT_CODES`). Errors the user can fix (a bad option, store or DAG file) print one
-``Error: ...`` line and exit 2, as click's usage errors do.
+status (:data:`EXIT_CODES`, the project's one table of :mod:`gust.commands`). Errors the user
+can fix (a bad option, store or DAG file) print one ``Error: ...`` line and exit 2, as click's
+usage errors do.
 
 Signals: while the run goes on, SIGINT (Ctrl-C) and SIGTERM stop it gracefully (running tasks
 get SIGTERM, then SIGKILL after ``--grace``; nothing new starts; the summary and the report are
@@ -25,6 +26,7 @@ from typing import Any, Final, TextIO
 import click
 
 from gust import _process, protocol
+from gust.commands import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from gust.harness.dagfile import parse_dag_file
 from gust.harness.errors import HarnessError, UsageError
 from gust.harness.host import DEFAULT_GRACE, default_gust_cmd, split_gust_cmd
@@ -44,10 +46,6 @@ __all__ = [
     "main",
 ]
 
-EXIT_OK: Final = 0
-EXIT_FAILED: Final = 1
-EXIT_USAGE: Final = 2
-EXIT_INTERRUPTED: Final = 130
 #: What each exit status of ``python -m gust.harness`` means.
 EXIT_CODES: Final = {
     EXIT_OK: "the run and its callback succeeded",

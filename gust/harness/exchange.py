@@ -308,15 +308,20 @@ class Exchange:
     # -- input --
 
     def receive(self, frame: dict[str, Any], t: float = 0.0) -> list[Event]:
-        """Judge one decoded frame; ``t`` is its time of arrival for logs."""
+        """Judge one decoded frame; ``t`` is its time of arrival for logs.
+
+        The shape of each message is :func:`gust.protocol.check_message`'s to decide; this
+        machine decides what a host does with a frame that breaks it.
+        """
         if self.violation is not None:
             return []
         self.frames += 1
         kind = frame.get("type")
+        bad = protocol.check_message(frame)
         events: list[Event] = []
-        if self.result is not None and kind != "result":
+        if self.result is not None and kind != protocol.RESULT:
             self.after_result += 1
-        if kind == "start":
+        if kind == protocol.START:
             if self.frames != 1:
                 self._note(
                     events,
@@ -324,12 +329,11 @@ class Exchange:
                     "the start frame is not the first frame: Gust cannot cancel the task before "
                     "it arrives",
                 )
-            pid = frame.get("pid")
-            if isinstance(pid, int) and not isinstance(pid, bool):
-                self.pid = pid
-                events.append(Started(pid))
+            if bad is None:
+                self.pid = frame["pid"]
+                events.append(Started(frame["pid"]))
             else:
-                self._note(events, BAD_START, f"start frame without an integer pid: {pid!r}")
+                self._note(events, BAD_START, f"{bad}, got {frame.get('pid')!r}")
             return events
         if self.frames == 1 and self.expect_result:
             self._note(
@@ -338,33 +342,20 @@ class Exchange:
                 f"the first frame is {kind!r}, not 'start': Gust cannot cancel the task until a "
                 "start frame arrives",
             )
-        if kind == "log":
-            events.append(self._log(frame, t, events))
-        elif kind == "call":
-            if self.answers_calls:
-                call = Call(frame, self._calls)
-                self._calls += 1
-                self._pending.append(call)
-                events.append(call)
-            else:
-                self._note(
-                    events,
-                    NO_HOST,
-                    f"call {frame.get('op')!r} where no host answers calls; no reply sent",
-                )
-        elif kind == "error":
+        if kind == protocol.LOG:
+            events.append(self._log(frame, t, bad, events))
+        elif kind == protocol.CALL:
+            self._call(frame, events)
+        elif kind == protocol.ERROR:
             trace = frame.get("trace")
+            if bad is not None:
+                self._note(events, BAD_ERROR, f"{bad}: it breaks Gust's worker")
             if not isinstance(trace, str):
-                self._note(
-                    events,
-                    BAD_ERROR,
-                    "error frame whose trace is not a string: it breaks Gust's worker",
-                )
                 trace = json.dumps(trace)
             self.trace = trace
             events.append(Trace(trace))
-        elif kind == "result":
-            self._result(frame, events)
+        elif kind == protocol.RESULT:
+            self._result(frame, bad, events)
         else:
             self._note(
                 events,
@@ -509,25 +500,13 @@ class Exchange:
             out.error = failure("exited with status 0 without a result frame")
             return out
         if result["ok"] is True:
-            data = result.get("data")
-            if not isinstance(data, dict) or "value" not in data:
-                self._note(
-                    [],
-                    BAD_RESULT,
-                    'result ok:true without "data": {"value": ...}; the value is null',
-                )
             out.status = "ok"
             out.value = _value_of(result)
             return out
         error = result.get("error")
         if isinstance(error, dict) and isinstance(error.get("message"), str):
             out.error = dict(error)
-        else:
-            self._note(
-                [],
-                BAD_RESULT,
-                f"result ok:false whose error is not an object with a message: {error!r}",
-            )
+        else:  # noted as the frame came (check_message)
             out.error = {"message": str(error)}
         if self.trace is not None:
             out.error.setdefault("trace", self.trace)
@@ -535,18 +514,14 @@ class Exchange:
 
     # -- helpers --
 
-    def _log(self, frame: dict[str, Any], t: float, events: list[Event]) -> Log:
-        msg = frame.get("msg")
+    def _log(self, frame: dict[str, Any], t: float, bad: str | None, events: list[Event]) -> Log:
+        msg, level = frame.get("msg"), frame.get("level", protocol.LOG_LEVELS[1])
+        if bad is not None:
+            harm = ": it breaks Gust's logger" if not isinstance(msg, str) else ""
+            self._note(events, BAD_LOG, f"{bad} (msg {msg!r}, level {level!r}){harm}")
         if not isinstance(msg, str):
-            self._note(
-                events,
-                BAD_LOG,
-                f"log frame whose msg is not a string ({msg!r}): it breaks Gust's logger",
-            )
             msg = json.dumps(msg)
-        level = frame.get("level", "info")
         if not isinstance(level, str):
-            self._note(events, BAD_LOG, f"log frame whose level is not a string: {level!r}")
             level = str(level)
         if level != "info" and not self._level_noted:
             self._level_noted = True
@@ -558,13 +533,28 @@ class Exchange:
             )
         return Log(level, msg, t)
 
-    def _result(self, frame: dict[str, Any], events: list[Event]) -> None:
-        ok = frame.get("ok")
-        if ok is not True and ok is not False:
+    def _call(self, frame: dict[str, Any], events: list[Event]) -> None:
+        if not self.answers_calls:
             self._note(
-                events, BAD_RESULT, f"result frame whose ok is not true or false ({ok!r}) ignored"
+                events,
+                NO_HOST,
+                f"a call of {frame.get('op')!r} where no host answers calls (Gust answers none "
+                "in `run done`; the call raised NotInTaskError); no reply sent",
             )
             return
+        # A malformed call is still the host's to answer (bad_call, unknown_op): see answers.
+        call = Call(frame, self._calls)
+        self._calls += 1
+        self._pending.append(call)
+        events.append(call)
+
+    def _result(self, frame: dict[str, Any], bad: str | None, events: list[Event]) -> None:
+        ok = frame.get("ok")
+        if ok is not True and ok is not False:
+            self._note(events, BAD_RESULT, f"{bad}, got {ok!r}: the frame is ignored")
+            return
+        if bad is not None:
+            self._note(events, BAD_RESULT, f"{bad}; taken as far as it goes")
         if self.result is not None:
             self._note(events, SECOND_RESULT, "more than one result frame: the last one counts")
         if ok is False and self.trace is None:

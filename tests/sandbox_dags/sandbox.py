@@ -91,7 +91,10 @@ class Sandbox(Dag):
         except EOFError:
             got_input = "EOFError"
         raw = os.read(0, 100)
-        secret = get_secret_by_name("PLAIN")
+        try:
+            secret = get_secret_by_name("PLAIN")
+        except Exception as exc:  # noqa: BLE001 - reported back as data
+            secret = f"{type(exc).__name__}: {exc}"
         return {"read": data, "input": got_input, "raw": raw.decode(), "secret": secret}
 
     # -- threads --

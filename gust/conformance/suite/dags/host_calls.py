@@ -1,7 +1,8 @@
 """Conformance DAG: tasks that ask the host for secrets and upstream results.
 
-The host under test must hold the fixtures of conformance/dags/store.json: the secret
-CONF_TOKEN (a string) and, for run 7, the saved result of task "produce".
+The host under test must hold the fixtures of conformance/dags/store.json: the secrets
+CONF_TOKEN and CONF_PLAIN (strings; CONF_PLAIN written in the store's bare-string shorthand),
+CONF_JSON (a json secret with the id 7) and, for run 7, the saved result of task "produce".
 """
 
 import sys
@@ -24,6 +25,16 @@ class HostCalls(Dag):
             "name": secret["name"],
             "value_type": secret["value_type"],
             "length": len(secret["value"]),
+        }
+
+    @task
+    def secret_forms(self, ctx):
+        """Ask for CONF_PLAIN (a string secret) and CONF_JSON (a json one); return what came."""
+        plain = get_secret_by_name("CONF_PLAIN")
+        structured = get_secret_by_name("CONF_JSON")
+        return {
+            "plain": [plain["value_type"], len(plain["value"])],
+            "json": [structured["value_type"], structured["value"]],
         }
 
     @task

@@ -9,6 +9,7 @@ import datetime
 import os
 import subprocess
 import sys
+import threading
 
 from gust import Dag, log, task
 
@@ -84,6 +85,27 @@ class Basics(Dag):
         os.write(1, b"\x00\x00\x00\x13not a frame at all\n")
         subprocess.run([sys.executable, "-c", "print('from a child process')"], check=True)
         return "clean"
+
+    @task
+    def threads_log(self, ctx):
+        """Log the same 4 KiB line 16 times from each of 4 threads at once; return 64.
+
+        Every frame must arrive whole: threads never interleave the bytes of their frames.
+        """
+        line = "threads write whole frames " * 152
+        barrier = threading.Barrier(4)
+
+        def work():
+            barrier.wait()
+            for _ in range(16):
+                log(line)
+
+        threads = [threading.Thread(target=work) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return 64
 
     not_callable = 42
 
