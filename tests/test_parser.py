@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gust.parser import UNREADABLE_FILE_LINE, parse_file, render_file
+from gust.protocol import scrub_surrogates
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "parse_fixtures"
@@ -107,6 +109,11 @@ def only(entries: list[dict[str, Any]]) -> dict[str, Any]:
     assert len(entries) == 1, entries
     assert_shape(entries[0])
     return entries[0]
+
+
+def only_one(items: list[str]) -> str:
+    assert len(items) == 1, items
+    return items[0]
 
 
 def by_mod(entries: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -252,7 +259,11 @@ def test_task_forms() -> None:
 def test_constants_at_module_and_class_level() -> None:
     entries = by_mod(parse_file(str(fixture("constants"))))
     entry = entries["Constants"]
-    assert entry["error"] == {} and entry["messages"] == []
+    assert entry["error"] == {}
+    assert entry["messages"] == [
+        "line 41: ClassLevelFirst is a second DAG class in this file: Gust runs only the first "
+        "(Constants); move ClassLevelFirst to a file of its own"
+    ]
     assert entry["options"] == {"schedule": "*/5 * * * *", "on_finished_callback": "finish"}
     assert entry["tasks"]["first"] == {"downstream": ["middle", "last"], "save": True}
     assert entry["tasks"]["middle"] == {"downstream": ["last"], "save": False}
@@ -277,6 +288,86 @@ def test_binding_in_force_at_the_class_statement_is_used(tmp_path: Path) -> None
     assert entries["Late"]["tasks"]["a"]["downstream"] == ["c"]
 
 
+def test_a_rebound_name_reads_as_bound_where_it_is_used(tmp_path: Path) -> None:
+    # A decorator runs with the class statement, a method (so __init__ and the options) once
+    # the whole file has run; a class attribute is read as it stood where it was bound.
+    path = write(
+        tmp_path,
+        "rebound.py",
+        HEADER + "NEXT = 'b'\nSCHEDULE = '@daily'\nFIRST = 'b'\n"
+        "FIRST, SECOND = 'c', FIRST  # the right side is read first: SECOND is 'b'\n"
+        "ALIAS = NEXT  # 'b', whatever NEXT becomes\n\n\n"
+        "class Rebound(Dag):\n"
+        "    LOCAL = 'b'\n"
+        "    FINISH = 'nope'\n"
+        "    CALLBACK = 'early'\n"
+        "    FINISH = CALLBACK  # self.FINISH: this binding, the last, read as it stands\n"
+        "    CALLBACK = 'late'\n\n"
+        "    def __init__(self):\n"
+        "        super().__init__(schedule=SCHEDULE, on_finished_callback=self.FINISH)\n\n"
+        "    @task(downstream=NEXT)\n    def a(self, ctx): ...\n\n"
+        "    @task(downstream=LOCAL)\n    def x(self, ctx): ...\n\n"
+        "    LOCAL = 'c'\n\n"
+        "    @task(downstream=LOCAL)\n    def y(self, ctx): ...\n\n"
+        "    @task(downstream=[SECOND, ALIAS, FIRST])\n    def z(self, ctx): ...\n\n"
+        "    @task\n    def b(self, ctx): ...\n\n"
+        "    @task\n    def c(self, ctx): ...\n\n"
+        "    def nope(self, status, run): ...\n\n"
+        "    def early(self, status, run): ...\n\n"
+        "    def late(self, status, run): ...\n\n\n"
+        "NEXT = 'c'\nSCHEDULE = '@weekly'\n",
+    )
+    _, entries = run_parse(path, cwd=tmp_path)
+    entry = only(entries)
+    assert entry["error"] == {} and entry["messages"] == []
+    downstream = {name: spec["downstream"] for name, spec in entry["tasks"].items()}
+    assert downstream == {
+        "a": ["b"],
+        "x": ["b"],
+        "y": ["c"],
+        "z": ["b", "c"],
+        "b": [],
+        "c": [],
+    }
+    assert entry["options"] == {"schedule": "@weekly", "on_finished_callback": "early"}
+
+
+def test_rebinding_by_walrus_del_or_a_global_declaration_is_not_misread(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "rebinders.py",
+        HEADER + "WALRUS = 'b'\n(WALRUS := 'c')\n"
+        "DELETED = 'b'\ndel DELETED\n"
+        "GLOBAL = 'b'\n\n\ndef reset():\n    global GLOBAL\n    GLOBAL = 'c'\n\n\n"
+        "class Rebinders(Dag):\n"
+        "    @task(downstream=WALRUS)\n    def a(self, ctx): ...\n\n"
+        "    @task(downstream=DELETED)\n    def d(self, ctx): ...\n\n"
+        "    @task(downstream=GLOBAL)\n    def g(self, ctx): ...\n\n"
+        "    @task(downstream=(INNER := 'b'))\n    def i(self, ctx): ...\n\n"
+        "    @task(downstream=INNER)\n    def j(self, ctx): ...\n\n"
+        "    @task\n    def b(self, ctx): ...\n\n"
+        "    @task\n    def gone(self, ctx): ...\n\n"
+        "    del gone\n",
+    )
+    entry = only(parse_file(str(path)))
+    assert entry["error"] == {}
+    assert entry["task_list"] == ["a", "d", "g", "i", "j", "b"]  # del removed `gone`
+    assert all(spec["downstream"] == [] for spec in entry["tasks"].values())
+    assert entry["messages"] == [
+        "line 17: downstream of task 'a' cannot be read statically: 'WALRUS' is bound at "
+        "line 5 by an assignment expression (:=); left at []",
+        "line 20: downstream of task 'd' cannot be read statically: 'DELETED' is deleted by "
+        "the del statement at line 7; left at []",
+        "line 23: downstream of task 'g' cannot be read statically: 'GLOBAL' is declared "
+        "global in reset() at line 12, which may rebind it whenever it runs; left at []",
+        "line 26: downstream of task 'i' cannot be read statically: (INNER := 'b') is not a "
+        "literal; left at []",
+        "line 29: downstream of task 'j' cannot be read statically: 'INNER' is bound at line "
+        "26 by an assignment expression (:=); left at []",
+        "line 38: del removes task 'gone' (line 36) from Rebinders, so it is no longer a task",
+    ]
+
+
 def test_unreadable_values_are_left_at_defaults_with_messages() -> None:
     path = fixture("unreadable")
     entries = by_mod(parse_file(str(path)))
@@ -296,6 +387,7 @@ def test_unreadable_values_are_left_at_defaults_with_messages() -> None:
         (line_of(path, "downstream=NAMES"), "downstream of task 'b'", "'NAMES' (line 8)"),
         (line_of(path, "downstream=NAMES"), "save of task 'b'", "bool(os.environ.get"),
         (line_of(path, "downstream=MAYBE"), "downstream of task 'c'", "block at line 9"),
+        (line_of(path, "class FromEnvironment"), "FromEnvironment is a second DAG", "(Unreadable)"),
     ]
     assert len(entry["messages"]) == len(expected)
     for message, (line, what, why) in zip(entry["messages"], expected, strict=True):
@@ -305,24 +397,27 @@ def test_unreadable_values_are_left_at_defaults_with_messages() -> None:
     environment = entries["FromEnvironment"]
     assert environment["options"]["schedule"] is None
     assert environment["messages"] == [
+        f"line {line_of(path, 'class FromEnvironment')}: FromEnvironment is a second DAG class in "
+        "this file: Gust runs only the first (Unreadable); move FromEnvironment to a file of its "
+        "own",
         f"line {line_of(path, 'super().__init__(schedule=WHEN)')}: schedule in "
         "FromEnvironment.__init__ cannot be read statically: 'WHEN' (line 7) cannot be read: "
-        "os.environ.get('WHEN', '@daily') is not a literal; left at None"
+        "os.environ.get('WHEN', '@daily') is not a literal; left at None",
     ]
 
 
 def test_option_forms(tmp_path: Path) -> None:
     source = (
-        HEADER + "import gust\n\nCB = 'cb'\nOPTS = {'schedule': '@opts', 'retries': 3}\n\n"
+        HEADER + "import gust\n\nCB = 'cb'\nOPTS = {'schedule': '@weekly', 'retries': 3}\n\n"
         "class Positional(Dag):\n    def __init__(self):\n"
-        "        super().__init__('@positional', CB)\n\n"
+        "        super().__init__('@hourly', CB)\n\n"
         "    def cb(self, status, run): ...\n\n"
         "class Explicit(Dag):\n    def __init__(self):\n"
-        "        gust.Dag.__init__(self, '@explicit', on_finished_callback='cb')\n\n"
+        "        gust.Dag.__init__(self, '0 12 * * MON', on_finished_callback='cb')\n\n"
         "    def cb(self, status, run): ...\n\n"
         "class FromDict(Dag):\n    def __init__(self):\n        super().__init__(**OPTS)\n\n"
         "class ExtraKeywords(Dag):\n    def __init__(self):\n"
-        "        super().__init__(schedule='@x', owner='me', retries=2)\n\n"
+        "        super().__init__(schedule='*/5 * * * *', owner='me', retries=2)\n\n"
         "class Starred(Dag):\n    def __init__(self, *args):\n        super().__init__(*args)\n\n"
         "class NotAString(Dag):\n    def __init__(self):\n        super().__init__(schedule=5)\n\n"
         "class NoSuper(Dag):\n    def __init__(self):\n        self.ready = True\n\n"
@@ -341,18 +436,27 @@ def test_option_forms(tmp_path: Path) -> None:
         "NoInit",
     ]
     options = {mod: e["options"] for mod, e in entries.items()}
-    assert options["Positional"] == {"schedule": "@positional", "on_finished_callback": "cb"}
-    assert options["Explicit"] == {"schedule": "@explicit", "on_finished_callback": "cb"}
-    assert options["FromDict"] == {"schedule": "@opts", "on_finished_callback": None}
-    assert options["ExtraKeywords"] == {"schedule": "@x", "on_finished_callback": None}
+    assert options["Positional"] == {"schedule": "@hourly", "on_finished_callback": "cb"}
+    assert options["Explicit"] == {"schedule": "0 12 * * MON", "on_finished_callback": "cb"}
+    assert options["FromDict"] == {"schedule": "@weekly", "on_finished_callback": None}
+    assert options["ExtraKeywords"] == {"schedule": "*/5 * * * *", "on_finished_callback": None}
     for mod in ("Starred", "NotAString", "NoSuper", "NoInit"):
         assert options[mod] == {"schedule": None, "on_finished_callback": None}, mod
     assert all(e["error"] == {} for e in entries.values())
+    several = [
+        f"line {line_of(path, f'class {mod}(')}: {mod} is a second DAG class in this file: Gust "
+        f"runs only the first (Positional); move {mod} to a file of its own"
+        for mod in list(entries)[1:]
+    ]
     for mod in ("Positional", "Explicit", "FromDict", "ExtraKeywords", "NoInit"):
-        assert entries[mod]["messages"] == [], mod
-    assert "*args cannot be read statically" in entries["Starred"]["messages"][0]
-    assert "must be a string or None, not 5 (int)" in entries["NotAString"]["messages"][0]
-    assert "calls neither super().__init__(...) nor" in entries["NoSuper"]["messages"][0]
+        assert entries[mod]["messages"] == several, mod
+
+    def own(mod: str) -> list[str]:
+        return [m for m in entries[mod]["messages"] if m not in several]
+
+    assert "*args cannot be read statically" in only_one(own("Starred"))
+    assert "must be a string or None, not 5 (int)" in only_one(own("NotAString"))
+    assert "calls neither super().__init__(...) nor" in only_one(own("NoSuper"))
 
 
 # ---- inheritance and several classes ---------------------------------------------------------
@@ -406,108 +510,351 @@ def test_callback_from_an_unknown_base_is_a_message(tmp_path: Path) -> None:
     entry = only(parse_file(str(path)))
     assert entry["error"] == {}
     assert entry["options"]["on_finished_callback"] == "notify"
-    assert "may come from Callbacks" in entry["messages"][0]
+    assert entry["messages"] == [
+        f"line 7: base Callbacks of Mixed cannot be read: helpers is not a module of the DAG's "
+        f"folder {tmp_path} (no helpers.py or helpers/__init__.py there; an installed package "
+        "is never read); any task or option it defines is not seen",
+        "line 9: on_finished_callback 'notify' is not a method of Mixed as gust parse reads it; "
+        "it may come from Callbacks",
+    ]
 
 
-def test_inconsistent_bases_are_an_error(tmp_path: Path) -> None:
-    path = write(
-        tmp_path,
-        "mro.py",
+# ---- every in-band error: one table ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ErrorCase:
+    """One input and the one ``error`` ``gust parse`` must report for it, through the CLI.
+
+    ``source``: the file's text or bytes; ``fixture:NAME`` for a fixture file, ``MISSING`` for
+    no file, ``FOLDER`` for a directory. ``line``: the error's line, or text whose first line
+    it is. ``description``: the exact description (``{path}`` is the file) or, with
+    ``exact=False``, a fragment of it (Python's own wording varies between versions).
+    ``mod``: the first DAG when the error is on a later one. ``expect``: more fields of the
+    entry (``mod: ""`` for a file that cannot be parsed).
+    """
+
+    id: str
+    source: str | bytes
+    line: int | str
+    description: str
+    exact: bool = True
+    mod: str | None = None
+    expect: dict[str, Any] = field(default_factory=dict)
+
+
+def bad_task(decorator: str) -> str:
+    return (
+        HEADER + f"class Bad(Dag):\n    {decorator}\n    def a(self, ctx): ...\n\n"
+        "    @task\n    def b(self, ctx): ...\n"
+    )
+
+
+def chain(name: str, links: dict[str, str]) -> str:
+    """A DAG whose tasks, in source order, each name one downstream task (or none)."""
+    body = "".join(
+        f"    @task(downstream={down!r})\n    def {task}(self, ctx): ...\n\n"
+        if down
+        else f"    @task\n    def {task}(self, ctx): ...\n\n"
+        for task, down in links.items()
+    )
+    return HEADER + f"class {name}(Dag):\n" + body
+
+
+UNPARSABLE = {"mod": "", "task_list": [], "tasks": {}, "stages": []}
+
+ERROR_CASES = [
+    ErrorCase(
+        "duplicate-task",
+        "fixture:error_duplicate",
+        "def same(self, ctx):  # noqa: F811",
+        "duplicate task name 'same' in Duplicate: first defined at line 11, again at line 14",
+        # still filled in; the later definition wins, as attribute lookup would have it
+        expect={"task_list": ["first", "same"], "stages": [["first"], ["same"]]},
+    ),
+    ErrorCase(
+        "unknown-downstream",
+        "fixture:error_unknown_downstream",
+        '@task(downstream=["hello_world"])',
+        "task 'prepare' names downstream 'hello_world', which is not a task of Unknown; did you "
+        "mean 'hello'?",
+        expect={"task_list": ["hello", "prepare"]},
+    ),
+    ErrorCase(
+        "misspelled-downstream",
+        chain("Typo", {"extract": "trasform", "transform": "", "load": ""}),
+        "@task(downstream='trasform')",
+        "task 'extract' names downstream 'trasform', which is not a task of Typo; did you mean "
+        "'transform'?",
+    ),
+    ErrorCase(
+        "unknown-downstream-like-no-task",
+        chain("Far", {"a": "zzz", "b": ""}),
+        "@task(downstream='zzz')",
+        "task 'a' names downstream 'zzz', which is not a task of Far",
+    ),
+    ErrorCase(
+        "misspelled-callback",
+        HEADER + "class Call(Dag):\n    def __init__(self):\n"
+        "        super().__init__(on_finished_callback='don_my_run')\n\n"
+        "    def done_my_run(self, status, run): ...\n",
+        "on_finished_callback='don_my_run'",
+        "on_finished_callback 'don_my_run' names no method of Call; did you mean 'done_my_run'?",
+    ),
+    ErrorCase(
+        "schedule-in-words",
+        HEADER + "class Words(Dag):\n    def __init__(self):\n"
+        "        super().__init__(schedule='every tuesday at noon')\n",
+        "schedule='every tuesday at noon'",
+        "schedule 'every tuesday at noon' is not one Gust understands: 'every' is not a minute "
+        '(0-59); use five cron fields such as "0 12 * * TUE" (minute hour day month weekday) '
+        "or one of @yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly",
+        expect={"options": {"schedule": "every tuesday at noon", "on_finished_callback": None}},
+    ),
+    ErrorCase(
+        "schedule-shortcut-unknown",
+        HEADER + "SCHEDULE = '@every 5m'\n\n\nclass Every(Dag):\n    def __init__(self):\n"
+        "        super().__init__(SCHEDULE)\n",
+        "super().__init__(SCHEDULE)",
+        "schedule '@every 5m' is not one Gust understands: '@every 5m' is not an @ shortcut "
+        'Gust knows; use five cron fields such as "0 12 * * TUE" (minute hour day month '
+        "weekday) or one of @yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly",
+    ),
+    ErrorCase(
+        "schedule-two-spaces",
+        HEADER + "class Spaced(Dag):\n    def __init__(self):\n"
+        "        super().__init__(schedule='0  12 * * *')\n",
+        "schedule='0  12 * * *'",
+        "schedule '0  12 * * *' is not one Gust understands: it has an empty field (fields are "
+        "split on single spaces: two in a row, or one at either end, make an empty field); use "
+        'five cron fields such as "0 12 * * TUE" (minute hour day month weekday) or one of '
+        "@yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly",
+    ),
+    ErrorCase(
+        "downstream-without-task",
+        HEADER + "class Half(Dag):\n    @task(downstream='b')\n    def a(self, ctx): ...\n\n"
+        "    def b(self, ctx): ...\n",
+        "@task(downstream='b')",
+        "task 'a' names downstream 'b', which is not a task of Half (line 8 defines it without "
+        "@task)",
+    ),
+    ErrorCase(
+        "cycle-of-two",
+        "fixture:error_cycle",
+        '@task(downstream="transform")',
+        "the downstream links of Cyclic form a cycle: extract -> transform -> extract",
+        expect={"stages": [["start"]], "task_list": ["start", "extract", "transform", "load"]},
+    ),
+    ErrorCase(
+        "cycle-of-three",
+        chain("Three", {"a": "b", "b": "c", "c": "a"}),
+        "@task(downstream='b')",
+        "the downstream links of Three form a cycle: a -> b -> c -> a",
+    ),
+    ErrorCase(
+        "cycle-of-three-the-other-way",
+        chain("Back", {"a": "c", "b": "a", "c": "b"}),
+        "@task(downstream='c')",
+        "the downstream links of Back form a cycle: a -> c -> b -> a",
+    ),
+    ErrorCase(
+        "cycle-behind-a-chain",
+        chain("Behind", {"x": "y", "y": "d", "b": "c", "c": "d", "d": "b"}),
+        "@task(downstream='c')",
+        "the downstream links of Behind form a cycle: b -> c -> d -> b",
+        expect={"stages": [["x"], ["y"]]},
+    ),
+    ErrorCase(
+        "self-loop",
+        chain("Me", {"me": "me"}),
+        "@task(downstream='me')",
+        "the downstream links of Me form a cycle: me -> me",
+    ),
+    ErrorCase(
+        "callback-naming-no-method",
+        "fixture:error_callback",
+        'on_finished_callback="on_done"',
+        "on_finished_callback 'on_done' names no method of BadCallback; did you mean 'done'?",
+        expect={"options": {"schedule": "@daily", "on_finished_callback": "on_done"}},
+    ),
+    ErrorCase(
+        "task-positional-argument",
+        bad_task("@task('b')"),
+        5,
+        "@task of 'a' takes keyword arguments only (downstream=..., save=...), got 'b'",
+        expect={"task_list": ["a", "b"]},
+    ),
+    ErrorCase(
+        "task-unknown-option",
+        bad_task("@task(downstrem='b')"),
+        5,
+        "@task of 'a': unknown option 'downstrem' (known: downstream, save)",
+    ),
+    ErrorCase(
+        "task-unknown-option-in-a-mapping",
+        bad_task("@task(**{'retries': 3})"),
+        5,
+        "@task of 'a': unknown option 'retries' (str) (known: downstream, save)",
+    ),
+    ErrorCase(
+        "task-option-twice",
+        bad_task("@task(**{'save': True}, save=False)"),
+        5,
+        "@task of 'a' gets save twice",
+    ),
+    ErrorCase(
+        "task-mapping-that-is-not-one",
+        bad_task("@task(**5)"),
+        5,
+        "@task of 'a': ** takes a mapping, not 5 (int)",
+    ),
+    ErrorCase(
+        "save-not-a-bool",
+        bad_task("@task(save='yes')"),
+        5,
+        "@task of 'a': save must be True or False, not 'yes' (str)",
+    ),
+    ErrorCase(
+        "downstream-a-number",
+        bad_task("@task(downstream=3)"),
+        5,
+        "@task of 'a': downstream must be a task name or a list/tuple of task names, not 3 (int)",
+    ),
+    ErrorCase(
+        "downstream-a-set",
+        bad_task("@task(downstream={'b'})"),
+        5,
+        "@task of 'a': downstream must be a task name or a list/tuple of task names, not "
+        "{{'b'}} (set)",
+    ),
+    ErrorCase(
+        "downstream-with-a-number",
+        bad_task("@task(downstream=['b', 2])"),
+        5,
+        "@task of 'a': downstream must be a task name or a list/tuple of task names, not "
+        "['b', 2] (list)",
+    ),
+    ErrorCase(
+        "class-bound-again",
+        HEADER + "class Twice(Dag):\n    @task\n    def a(self, ctx): ...\n\n\nTwice = None\n",
+        "class Twice(Dag):",
+        "class Twice is bound again by an assignment at line 9; only that later binding exists "
+        "once the file has run",
+    ),
+    ErrorCase(
+        "class-deleted",
+        HEADER + "class Gone(Dag):\n    @task\n    def a(self, ctx): ...\n\n\ndel Gone\n",
+        "class Gone(Dag):",
+        "class Gone is deleted by the del statement at line 9; it does not exist once the file "
+        "has run",
+    ),
+    ErrorCase(
+        "inconsistent-bases",
         HEADER + "class A(Dag):\n    pass\n\n\nclass B(A):\n    pass\n\n\n"
         "class C(A, B):\n    pass\n",
-    )
-    entries = by_mod(parse_file(str(path)))
-    assert entries["C"]["error"]["line"] == 12
-    assert "consistent method resolution order" in entries["C"]["error"]["description"]
+        "class C(A, B):",
+        "the bases of C cannot be put in a consistent method resolution order (Python refuses "
+        "to create this class)",
+        mod="A",
+    ),
+    ErrorCase(
+        "same-base-twice",
+        HEADER + "class A(Dag):\n    pass\n\n\nclass B(A, A):\n    pass\n",
+        "class B(A, A):",
+        "class B lists the same base twice",
+        mod="A",
+    ),
+    ErrorCase(
+        "syntax-error",
+        HEADER + "class Broken(Dag)\n    pass\n",
+        4,
+        "syntax error: expected ':'",
+        exact=False,
+        expect=UNPARSABLE,
+    ),
+    ErrorCase("null-byte", b"x = 1\ny = '\x00'\n", 2, "null bytes", exact=False, expect=UNPARSABLE),
+    ErrorCase("not-utf8", b"x = 1\n\n\xff = 2\n", 3, "utf-8", exact=False, expect=UNPARSABLE),
+    ErrorCase(
+        "unknown-codec",
+        b"# -*- coding: no-such-codec -*-\nx = 1\n",
+        1,
+        "no-such-codec",
+        exact=False,
+        expect=UNPARSABLE,
+    ),
+    ErrorCase(
+        "nested-parentheses",
+        b"x = " + b"(" * 300 + b")" * 300 + b"\n",
+        1,
+        "too many nested parentheses",
+        exact=False,
+        expect=UNPARSABLE,
+    ),
+    ErrorCase(
+        "deep-unary-minus",
+        b"x = " + b"-" * 100_000 + b"1\n",
+        1,
+        "the file is too deeply nested (or too complex) for Python to parse it",
+        expect=UNPARSABLE,
+    ),
+    ErrorCase(
+        "deep-sum",
+        b"x = " + b"a + " * 200_000 + b"1\n",
+        1,
+        "the file is too deeply nested (or too complex) for Python to parse it",
+        expect=UNPARSABLE,
+    ),
+    ErrorCase(
+        "missing-file",
+        "MISSING",
+        UNREADABLE_FILE_LINE,
+        "cannot read {path}: No such file or directory",
+        expect=UNPARSABLE,
+    ),
+    ErrorCase(
+        "directory",
+        "FOLDER",
+        UNREADABLE_FILE_LINE,
+        "cannot read {path}: it is a directory",
+        expect=UNPARSABLE,
+    ),
+]
+
+
+@pytest.mark.parametrize("case", ERROR_CASES, ids=[case.id for case in ERROR_CASES])
+def test_every_error_is_in_band_at_its_line(case: ErrorCase, tmp_path: Path) -> None:
+    if isinstance(case.source, str) and case.source.startswith("fixture:"):
+        path = fixture(case.source.partition(":")[2])
+    else:
+        path = tmp_path / "case_dag.py"
+        if case.source == "FOLDER":
+            path.mkdir()
+        elif case.source != "MISSING":
+            write(tmp_path, path.name, case.source)
+    stdout, entries = run_parse(path, cwd=tmp_path)
+    strict_loads(stdout)
+    for entry in entries:
+        assert_shape(entry)
+    if case.mod is None:
+        entry = only(entries)
+    else:  # the error is on a later class of the file
+        assert entries[0]["mod"] == case.mod and entries[0]["error"] == {}
+        entry = next(e for e in entries if e["error"])
+    assert entry["name"] == path.stem and entry["file_path"] == str(path)
+    error = entry["error"]
+    assert list(error) == ["file", "line", "description"] and error["file"] == str(path)
+    line = case.line if isinstance(case.line, int) else line_of(path, case.line)
+    assert error["line"] == line
+    description = case.description.format(path=path)
+    if case.exact:
+        assert error["description"] == description
+    else:
+        assert description in error["description"]
+    for key, value in case.expect.items():
+        assert entry[key] == value, key
 
 
 # ---- in-band errors, each with its line ------------------------------------------------------
-
-
-def test_duplicate_task_name_points_at_the_second(tmp_path: Path) -> None:
-    path = fixture("error_duplicate")
-    _, entries = run_parse(path, cwd=tmp_path)
-    entry = only(entries)
-    second = line_of(path, "def same(self, ctx):  # noqa: F811")
-    assert entry["error"] == {
-        "file": str(path),
-        "line": second,
-        "description": f"duplicate task name 'same' in Duplicate: first defined at line "
-        f"{line_of(path, 'def same(self, ctx): ...')}, again at line {second}",
-    }
-    assert entry["task_list"] == ["first", "same"]  # still filled in
-    assert entry["tasks"]["same"] == {"downstream": [], "save": True}  # the later one wins
-
-
-def test_unknown_downstream_points_at_the_referring_task(tmp_path: Path) -> None:
-    path = fixture("error_unknown_downstream")
-    _, entries = run_parse(path, cwd=tmp_path)
-    entry = only(entries)
-    assert entry["error"]["line"] == line_of(path, '@task(downstream=["hello_world"])')
-    assert entry["error"]["description"] == (
-        "task 'prepare' names downstream 'hello_world', which is not a task of Unknown"
-    )
-    assert entry["tasks"]["prepare"]["downstream"] == ["hello_world"]
-
-
-def test_cycle_is_an_in_band_error_naming_its_tasks(tmp_path: Path) -> None:
-    path = fixture("error_cycle")
-    _, entries = run_parse(path, cwd=tmp_path)
-    entry = only(entries)
-    assert entry["error"]["line"] == line_of(path, '@task(downstream="transform")')
-    assert entry["error"]["description"] == (
-        "the downstream links of Cyclic form a cycle: extract -> transform -> extract"
-    )
-    assert entry["stages"] == [["start"]]  # what can be layered before the cycle
-    assert entry["task_list"] == ["start", "extract", "transform", "load"]
-
-
-def test_self_loop_is_a_cycle(tmp_path: Path) -> None:
-    path = write(
-        tmp_path,
-        "self_loop.py",
-        HEADER + "class Me(Dag):\n    @task(downstream='me')\n    def me(self, ctx): ...\n",
-    )
-    entry = only(parse_file(str(path)))
-    assert entry["error"]["line"] == 5
-    assert entry["error"]["description"].endswith("form a cycle: me -> me")
-
-
-def test_callback_naming_no_method(tmp_path: Path) -> None:
-    path = fixture("error_callback")
-    _, entries = run_parse(path, cwd=tmp_path)
-    entry = only(entries)
-    assert entry["error"]["line"] == line_of(path, 'on_finished_callback="on_done"')
-    assert entry["error"]["description"] == (
-        "on_finished_callback 'on_done' names no method of BadCallback"
-    )
-    assert entry["options"] == {"schedule": "@daily", "on_finished_callback": "on_done"}
-
-
-@pytest.mark.parametrize(
-    ("decorator", "fragment"),
-    [
-        ("@task('b')", "takes keyword arguments only (downstream=..., save=...)"),
-        ("@task(downstrem='b')", "unknown option 'downstrem' (known: downstream, save)"),
-        ("@task(save='yes')", "save must be True or False, not 'yes' (str)"),
-        ("@task(downstream=3)", "downstream must be a task name or a list/tuple of task names"),
-        ("@task(downstream={'b'})", "not {'b'} (set)"),
-        ("@task(downstream=['b', 2])", "not ['b', 2] (list)"),
-    ],
-)
-def test_bad_task_options_are_errors_at_their_line(
-    decorator: str, fragment: str, tmp_path: Path
-) -> None:
-    path = write(
-        tmp_path,
-        "bad_task.py",
-        HEADER + f"class Bad(Dag):\n    {decorator}\n    def a(self, ctx): ...\n\n"
-        "    @task\n    def b(self, ctx): ...\n",
-    )
-    entry = only(parse_file(str(path)))
-    assert entry["error"]["line"] == 5
-    assert fragment in entry["error"]["description"]
-    assert entry["task_list"] == ["a", "b"]
 
 
 def test_values_too_large_to_print_are_described_not_crashed_on(tmp_path: Path) -> None:
@@ -539,17 +886,6 @@ def test_several_errors_report_the_first_and_list_the_others(tmp_path: Path) -> 
     assert entry["messages"] == [
         "line 8: also an error: @task of 'b': save must be True or False, not 1 (int)"
     ]
-
-
-def test_class_bound_again_later_is_an_error(tmp_path: Path) -> None:
-    path = write(
-        tmp_path,
-        "again.py",
-        HEADER + "class Twice(Dag):\n    @task\n    def a(self, ctx): ...\n\n\nTwice = None\n",
-    )
-    entry = only(parse_file(str(path)))
-    assert entry["error"]["line"] == 4
-    assert "bound again by an assignment at line 9" in entry["error"]["description"]
 
 
 def test_rebinding_a_task_without_decorator_is_reported(tmp_path: Path) -> None:
@@ -592,47 +928,10 @@ def test_syntax_error_is_one_entry_with_empty_mod(tmp_path: Path) -> None:
     assert entries[0]["error"]["description"].startswith("syntax error: expected ':'")
 
 
-@pytest.mark.parametrize(
-    ("source", "line", "fragment"),
-    [
-        (b"x = 1\ny = '\x00'\n", 2, "null bytes"),
-        (b"x = 1\n\n\xff = 2\n", 3, "utf-8"),
-        (b"x = " + b"(" * 300 + b")" * 300 + b"\n", 1, "too many nested parentheses"),
-        (b"x = " + b"-" * 100_000 + b"1\n", 1, "too deeply nested"),
-        (b"x = " + b"a + " * 200_000 + b"1\n", 1, "too deeply nested"),
-        (b"# -*- coding: no-such-codec -*-\nx = 1\n", 1, "no-such-codec"),
-        (b"x = 0x" + b"f" * 5000 + b"\nclass A:\n    pass\n", 0, ""),
-    ],
-)
-def test_unparsable_bytes_are_in_band(
-    source: bytes, line: int, fragment: str, tmp_path: Path
-) -> None:
-    path = write(tmp_path, "weird.py", source)
-    if line == 0:  # parses: nothing to report
-        assert parse_file(str(path)) == []
-        return
-    entry = only(parse_file(str(path)))
-    assert entry["mod"] == "" and entry["name"] == "weird"
-    assert entry["error"]["line"] == line
-    assert fragment in entry["error"]["description"]
-    strict_loads(render_file(str(path)))
-
-
-def test_missing_file_and_directory(tmp_path: Path) -> None:
-    missing = tmp_path / "missing_dag.py"
-    _, entries = run_parse(missing, cwd=tmp_path)
-    entry = only(entries)
-    assert entry["mod"] == "" and entry["name"] == "missing_dag"
-    assert entry["error"] == {
-        "file": str(missing),
-        "line": UNREADABLE_FILE_LINE,
-        "description": f"cannot read {missing}: No such file or directory",
-    }
-    folder = tmp_path / "folder.py"
-    folder.mkdir()
-    entry = only(parse_file(str(folder)))
-    assert entry["error"]["description"] == f"cannot read {folder}: it is a directory"
-    assert entry["error"]["line"] == UNREADABLE_FILE_LINE == 0
+def test_a_huge_hex_literal_parses(tmp_path: Path) -> None:
+    # its decimal form is over Python's digit limit: only printing it would fail
+    path = write(tmp_path, "hex.py", b"x = 0x" + b"f" * 5000 + b"\nclass A:\n    pass\n")
+    assert render_file(str(path)) == "[]\n"
 
 
 def test_no_dag_prints_an_empty_list(tmp_path: Path) -> None:
@@ -679,9 +978,48 @@ def test_output_is_ascii_strict_json_even_for_odd_strings(tmp_path: Path) -> Non
     assert entry["name"] == "odd_é"
     assert entry["options"]["schedule"] == "\ufffd é ☃"
     assert entry["tasks"]["a"]["downstream"] == ["\ufffd"]
-    assert "'\\udcff'" in entry["error"]["description"]
+    assert "'\ufffd'" in entry["error"]["description"]  # what the output holds
     for text in (*entry["messages"], entry["error"]["description"], entry["options"]["schedule"]):
         text.encode("utf-8")  # no lone surrogates left
+
+
+def test_an_escaped_surrogate_pair_comes_out_as_the_character(tmp_path: Path) -> None:
+    # "\\ud83d\\ude00" in Python source is two code points; joined, they are one emoji, as the
+    # protocol's scrub (gust.protocol.scrub_surrogates) joins them: never two U+FFFD.
+    path = write(
+        tmp_path,
+        "emoji.py",
+        HEADER + "class Emoji(Dag):\n"
+        "    def __init__(self):\n        super().__init__(schedule='\\ud83d\\ude00')\n\n"
+        "    @task(downstream='x\\ud83d\\ude00')\n    def a(self, ctx): ...\n",
+    )
+    _, entries = run_parse(path, cwd=tmp_path)
+    entry = only(entries)
+    assert entry["options"]["schedule"] == "\U0001f600"
+    assert entry["tasks"]["a"]["downstream"] == ["x\U0001f600"]
+    assert entry["error"]["description"].startswith("schedule '\U0001f600' is not one Gust")
+    assert any("'x\U0001f600'" in message for message in entry["messages"])
+    assert "\ufffd" not in json.dumps(entry, ensure_ascii=False)
+
+
+SCRUB_CHARS = st.one_of(st.characters(), st.integers(0xD800, 0xDFFF).map(chr))
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.text(SCRUB_CHARS, max_size=12))
+def test_any_string_value_comes_out_as_the_protocol_scrubs_it(text: str) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "scrubbed.py"
+        path.write_text(
+            HEADER + f"class S(Dag):\n    @task(downstream={text!a})\n    def a(self, ctx): ...\n",
+            encoding="ascii",
+        )
+        rendered = render_file(str(path))
+    rendered.encode("ascii")
+    entry = only(strict_loads(rendered))
+    assert entry["tasks"]["a"]["downstream"] == [scrub_surrogates(text)]
+    for value in (entry["error"].get("description", ""), *entry["messages"]):
+        value.encode("utf-8")  # strict: no lone surrogate survives
 
 
 def test_compiler_warnings_become_messages(tmp_path: Path) -> None:
