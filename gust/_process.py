@@ -136,12 +136,24 @@ def descendants(root: int | None = None) -> list[int]:
     return found
 
 
-def _has_token(pid: int, marker: bytes) -> bool:
+def _read_proc(pid: int, name: str) -> bytes:
     try:
-        with open(f"/proc/{pid}/environ", "rb") as handle:
-            return marker in handle.read().split(b"\0")
+        with open(f"/proc/{pid}/{name}", "rb") as handle:
+            return handle.read()
     except OSError:
-        return False
+        return b""
+
+
+def _has_token(pid: int, marker: bytes) -> bool:
+    environ = _read_proc(pid, "environ")
+    # A process caught in the middle of exec shows no environment and no command line for a
+    # moment; a process started with an empty environment (env -i) still has a command line.
+    for _ in range(50):
+        if environ or _read_proc(pid, "cmdline") or _is_zombie(pid):
+            break
+        time.sleep(0.002)
+        environ = _read_proc(pid, "environ")
+    return marker in environ.split(b"\0")
 
 
 def _command(pid: int) -> str:
@@ -311,9 +323,12 @@ class Child:
         Escaped descendants (in another process group, found by the token) that were killed are
         added to :attr:`escaped`; those that could not be signalled to :attr:`unkillable`.
         """
+        # Find them first: once the group is dead, its escaped children are orphans, out of
+        # reach unless this process is a subreaper.
+        marked = [(pid, _command(pid)) for pid in self._marked()]
         self.signal_group(signal.SIGKILL)
-        for pid in self._marked():
-            what = f"{pid} {_command(pid)}"
+        for pid, command in marked:
+            what = f"{pid} {command}"
             if not _signal_pid(pid, signal.SIGKILL):
                 if what not in self.unkillable:
                     self.unkillable.append(what)

@@ -134,7 +134,7 @@ class Host:
             timed_out = self.returncode is None
             self.proc.kill()
             self.proc.wait()
-            err_reader.join(10)
+            err_reader.join(2)  # a process the task left running may hold stderr open
             self.stderr_bytes = b"".join(err)
         assert not timed_out, (
             f"gust {self.argv} still running after {self.timeout} s; frames: {self.frames}; "
