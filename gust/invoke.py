@@ -1,6 +1,6 @@
 """Find and call user code: load a DAG file, pick the DAG and the task, describe failures.
 
-Every step that can fail raises :class:`SetupError` carrying the exact message of SPEC §5
+Every step that can fail raises :class:`SetupError` carrying the exact message the README lists
 (``Failed to load module from <path>``, ``Dag '<D>' not found in module``, ...) and the
 exception behind it, so the runtime can report it in-band with no other knowledge.
 """
@@ -38,7 +38,7 @@ _GUST_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 class SetupError(GustError):
-    """A step before the task itself failed; ``message`` is the exact text of SPEC §5."""
+    """A step before the task itself failed; ``message`` is the exact text the README lists."""
 
     def __init__(self, message: str, cause: BaseException | None = None) -> None:
         super().__init__(message)

@@ -512,7 +512,7 @@ def check_message(frame: dict[str, Any]) -> str | None:
     """Say whether a decoded frame is a valid message of its ``type``.
 
     Unknown types and unknown keys are valid (receivers ignore them); a known type must have
-    the shape SPEC §3 gives it.
+    the shape this module's docstring gives it.
 
     Returns:
         ``None`` when the frame is valid, else why not, for example

@@ -1,16 +1,15 @@
 """``gust task run`` and ``gust run done``: run user code and report the outcome in frames.
 
-``run_task`` follows SPEC §3 to the letter: the ``start`` frame goes out before anything else
-(before ``--ctx-json`` is read or the DAG file imported, so a hanging import can be killed),
-then log and call frames while the task runs, then on failure an ``error`` frame for Gust
-followed by the final ``result``. Every failure, whether before the task (bad ctx, import error,
-unknown DAG or task) or in it (any ``BaseException``, a signal, a result that cannot be sent),
-ends as those two frames with the exact messages of SPEC §5, secrets masked and each text cut
-to :data:`gust.protocol.MAX_TEXT`. Describing a failure cannot fail: an exception whose
+``run_task`` follows the protocol (:mod:`gust.protocol`) to the letter: the ``start`` frame goes out
+before anything else (before ``--ctx-json`` is read or the DAG file imported, so a hanging import
+can be killed), then log and call frames while the task runs, then on failure an ``error`` frame for
+Gust followed by the final ``result``. Every failure, whether before the task (bad ctx, import
+error, unknown DAG or task) or in it (any ``BaseException``, a signal, a result that cannot be
+sent), ends as those two frames with the exact messages the README lists, secrets masked and each
+text cut to :data:`gust.protocol.MAX_TEXT`. Describing a failure cannot fail: an exception whose
 ``__str__`` raises still gives its type. Only the process that sent ``start`` reports: a process
-forked from the task that returns into the runtime leaves quietly. The process then exits 0
-(bounded by :data:`gust.commands.EXIT_GRACE`): the result frame, not the exit status, says how
-the task went.
+forked from the task that returns into the runtime leaves quietly. The process then exits 0 (bounded
+by :data:`gust.commands.EXIT_GRACE`): the result frame, not the exit status, says how the task went.
 
 Exit statuses: 0 once the final frame is written; :data:`EXIT_HOST_GONE` when the host stopped
 reading our frames (nothing more can be said to it); 2 when the protocol descriptors could not
@@ -54,7 +53,7 @@ __all__ = ["EXIT_HOST_GONE", "ContextError", "TaskFailure", "run_callback", "run
 
 
 class TaskFailure(GustError):
-    """How a task run failed: the message of SPEC §5 and the exception behind it, if any."""
+    """How a task run failed: the message the README lists and the exception behind it, if any."""
 
     def __init__(self, message: str, cause: BaseException | None = None) -> None:
         super().__init__(message)

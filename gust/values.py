@@ -1,6 +1,6 @@
 """Turn a task's return value into strict JSON data, or say exactly what cannot be sent.
 
-The rules (SPEC §5): ``datetime``/``date``/``time`` become ISO 8601 strings; ``Decimal``,
+The rules: ``datetime``/``date``/``time`` become ISO 8601 strings; ``Decimal``,
 ``UUID`` and paths become strings; sets, frozensets and tuples become lists (sets sorted when
 their items can be ordered, so output is stable); dataclass instances become objects; enum
 members become their value; non-finite floats become ``null`` with a warning naming where.
@@ -35,7 +35,7 @@ MAX_DEPTH: Final = 200
 
 
 class UnsupportedValueError(GustError, TypeError):
-    """A value has no JSON form under the rules of SPEC §5.
+    """A value has no JSON form under the rules of this module.
 
     Attributes:
         path: where the value sits, as ``$`` followed by ``.key`` and ``[index]`` steps.

@@ -1,7 +1,7 @@
-"""Gust's exact exchange for the SPEC §4 example: parse, run both tasks, then the callback.
+"""Gust's exact exchange for the README's example DAG: parse, run both tasks, then the callback.
 
-This plays the adapter of SPEC §1 step by step in Python, with Gust's reply shapes, and checks
-what Gust would read at each step.
+This plays Gust's adapter (README: "Running under Gust") step by step in Python, with Gust's
+reply shapes, and checks what Gust would read at each step.
 """
 
 from __future__ import annotations

@@ -133,7 +133,7 @@ def write(folder: Path, name: str, source: str | bytes) -> Path:
 HEADER = "from gust import Dag, task\n\n\n"
 
 
-# ---- the SPEC example and the import styles, through the CLI ---------------------------------
+# ---- the README's example and the import styles, through the CLI ---------------------------------
 
 
 def test_spec_example_exactly(tmp_path: Path) -> None:

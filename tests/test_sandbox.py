@@ -246,7 +246,7 @@ class Host:
         return self.result["data"]["value"]
 
     def failure(self) -> dict[str, Any]:
-        """The failed result's ``error``, after checking the SPEC §3 shape of a failure."""
+        """The failed result's ``error``, after checking the protocol's shape of a failure."""
         assert self.returncode == 0, self.stderr
         assert self.types()[0] == "start"
         assert self.types()[-2:] == ["error", "result"], self.types()

@@ -24,7 +24,7 @@ TASKS = {"first": {"id": 11, "result": {"n": 1}}}
 
 
 def gust_host(frame: dict) -> dict:
-    """Answers exactly as Gust's adapter does (SPEC §1)."""
+    """Answers exactly as Gust's adapter does."""
     if frame["op"] == "get_secret_by_name":
         if frame["name"] in SECRETS:
             return {"type": "reply", "ok": True, "data": SECRETS[frame["name"]]}

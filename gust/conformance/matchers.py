@@ -6,7 +6,7 @@ matcher. :func:`compare_frame` walks the example: where a path has a matcher, th
 must satisfy it (``type``, ``regex``, ``any`` or ``pid``; ``optional`` lets the key be absent);
 everywhere else the actual value must equal the example as JSON (``true`` is not ``1``; ``1``
 equals ``1.0``). Keys the example does not name are ignored, as receivers ignore unknown keys
-(SPEC §2). The result is the first difference, with its path, or ``None``.
+(conformance/README.md, "Framing"). The result is the first difference, with its path, or ``None``.
 
 :func:`materialize` does the reverse for the scripted child: it turns an example into the frame
 to send, putting the child's real pid wherever a ``pid`` matcher stands.

@@ -1,7 +1,7 @@
 """gust.harness: a local orchestrator for dry runs, and the host side of the protocol in Python.
 
 ``python -m gust.harness DAG_FILE`` runs a whole DAG on a laptop the way Gust's Elixir adapter
-does (SPEC §1): ``gust parse`` to read it, a temp copy named like Gust's, every task through
+does: ``gust parse`` to read it, a temp copy named like Gust's, every task through
 ``gust task run`` with Gust's reply shapes, stage by stage with the tasks of a stage in
 parallel, then ``gust run done``. No Elixir, no PostgreSQL: secrets and earlier results come
 from a JSON store (:mod:`gust.harness.store`).

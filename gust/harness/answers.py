@@ -1,6 +1,6 @@
 """Answering a task's calls with Gust's reply shapes.
 
-Gust answers two calls (SPEC §1): ``get_secret_by_name`` from its secrets table and
+Gust answers two calls: ``get_secret_by_name`` from its secrets table and
 ``get_task_by_name_run`` from its tasks table. The harness answers them from the same places it
 has: secrets from the :class:`~gust.harness.store.Store` (or ``GUST_SECRET_<NAME>``), tasks from
 this run (:class:`RunTasks`: a started task's id with its saved result, or ``{}`` when it saves

@@ -1,10 +1,10 @@
 """Reading a DAG file the way Gust does: by running ``gust parse``, never by importing it.
 
 :func:`parse_dag_file` runs ``<gust-cmd> parse --file <path>`` in the DAGs folder (with
-``UV_WORKING_DIR`` set, as Gust sets it), reads stdout as the JSON list of SPEC §5 and picks one
-entry: the first, as Gust does, or the one whose class is ``--dag``. An in-band parse error is
-refused with ``file:line: description``; so is output Gust itself could not use (a task without
-a ``downstream`` list, a ``file_path`` that is not absolute, a cycle Gust would crash on).
+``UV_WORKING_DIR`` set, as Gust sets it), reads stdout as the JSON list ``gust parse`` prints and
+picks one entry: the first, as Gust does, or the one whose class is ``--dag``. An in-band parse
+error is refused with ``file:line: description``; so is output Gust itself could not use (a task
+without a ``downstream`` list, a ``file_path`` that is not absolute, a cycle Gust would crash on).
 
 Stages are computed the way Gust computes them, from the ``downstream`` links alone: each stage
 holds the tasks whose upstream tasks are all in earlier stages. Within a stage the tasks keep

@@ -12,7 +12,7 @@ status and what the host did (a timeout, a cancel) into the one :class:`Verdict`
 re-decide any of this: the harness's :class:`~gust.harness.host.TaskProcess` and the conformance
 runner both drive this machine.
 
-The rules (SPEC §1-§3 and Gust's adapter):
+The rules (the protocol of :mod:`gust.protocol`, and Gust's adapter):
 
 - ``start`` comes first and carries an integer pid (else :data:`START_NOT_FIRST` /
   :data:`BAD_START`); a callback (``run done``) sends none.

@@ -13,7 +13,7 @@ the child exits while something it left behind still holds its pipes open, or le
 running at all (in its group, or escaped with ``setsid``), they are killed and the outcome says
 so; what cannot be killed is reported as a warning.
 
-The outcome follows Gust's adapter (SPEC §1): exit status 0 and a recorded result is that
+The outcome follows Gust's adapter: exit status 0 and a recorded result is that
 result; anything else is an error that carries the exit status, the protocol error and the tail
 of stderr. Every text the host keeps or shows (log lines, stderr, errors, warnings) goes through
 ``mask`` (the run's secret masker), so a secret the task leaks on any stream stays hidden.
@@ -91,7 +91,7 @@ def split_gust_cmd(text: str) -> list[str]:
 def task_argv(
     gust_cmd: Sequence[str], file: str, dag: str, task: str, ctx: Mapping[str, Any]
 ) -> list[str]:
-    """The command line Gust runs for one task (SPEC §1)."""
+    """The command line Gust runs for one task."""
     ctx_json = protocol.dumps_strict(dict(ctx)).decode("utf-8")
     return [
         *gust_cmd,
@@ -111,7 +111,7 @@ def task_argv(
 def callback_argv(
     gust_cmd: Sequence[str], file: str, dag_name: str, fn_name: str, status: str, run_id: int
 ) -> list[str]:
-    """The command line Gust runs for ``on_finished_callback`` (SPEC §1)."""
+    """The command line Gust runs for ``on_finished_callback``."""
     return [
         *gust_cmd,
         "run",

@@ -93,9 +93,9 @@ def parse_file(path: str) -> list[dict[str, Any]]:
     Returns:
         One entry per ``Dag`` class, in source order, each with the keys ``name``, ``mod``,
         ``error``, ``messages``, ``task_list``, ``stages``, ``tasks``, ``file_path`` and
-        ``options`` (SPEC §5); ``[]`` when the file defines no ``Dag`` class; a single entry with
-        ``mod: ""`` and the ``error`` when the file cannot be read or parsed. Never raises for
-        anything about the file's content.
+        ``options`` (see the README's "gust parse"); ``[]`` when the file defines no ``Dag``
+        class; a single entry with ``mod: ""`` and the ``error`` when the file cannot be read
+        or parsed. Never raises for anything about the file's content.
     """
     file_path = clean(absolute(path))
     name = clean(stem(path))

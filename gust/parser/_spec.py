@@ -1,4 +1,4 @@
-"""The output spec: the JSON entries Gust reads, one per DAG class (SPEC §5).
+"""The output spec: the JSON entries Gust reads, one per DAG class.
 
 Each entry has exactly the keys of :data:`ENTRY_KEYS`, in that order. The problems found while
 reading a DAG become its ``error`` (the earliest error by line) and its ``messages`` (every
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 # How many later DAG classes of a file the note on several DAG classes names one by one.
 _SEVERAL_NAMED: Final = 10
-#: The keys of an entry, in the order Gust's adapter (and SPEC §5) expects them.
+#: The keys of an entry, in the order Gust's adapter expects them.
 ENTRY_KEYS: Final = (
     "name",
     "mod",

@@ -1,4 +1,4 @@
-"""The example of SPEC §4: a secret, an upstream result and a finished-run callback.
+"""The README's example ("Writing a DAG"): a secret, an upstream result and a run callback.
 
 Dry run: ``uv run python -m gust.harness harness/dags/hello_world.py --store harness/store.json``
 (``--task prepare`` runs ``prepare`` alone, reading ``hello``'s result from the store's run 1).

@@ -1,3 +1,3 @@
-"""A module beside a DAG file: importable from it (SPEC §5)."""
+"""A module beside a DAG file: importable from it."""
 
 HELPER_VALUE = "from beside"

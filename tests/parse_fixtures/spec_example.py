@@ -1,4 +1,4 @@
-"""The example DAG of SPEC §4, as written there."""
+"""The example DAG of the README's "Writing a DAG", as written there."""
 
 from gust import Dag, task, get_task_by_name_run, get_secret_by_name, log  # noqa: F401, I001
 

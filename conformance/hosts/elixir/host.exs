@@ -10,7 +10,7 @@
 # `erlang-jiffy` (JSON). Each command prints one line of JSON on stdout and exits 0 when the
 # task (or callback) succeeded, 1 when it failed, 2 for a usage error.
 #
-# `task` does what Gust's adapter does (SPEC §1), except where Gust differs from the suite (see
+# `task` does what Gust's adapter does, except where Gust differs from the suite (see
 # README.md beside this file): it copies the DAG file to the temp dir, runs
 # `CMD task run --file <copy> ...` as a port in the DAG's folder with UV_WORKING_DIR set, keeps
 # the pid of the `start` frame, answers every call with exactly one reply from the store, stores
