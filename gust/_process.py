@@ -227,10 +227,19 @@ def kill_descendants(settle: float = 1.0) -> list[str]:
         ``"<pid> <command>"`` of each process killed.
     """
     found = [(pid, _command(pid)) for pid in descendants() if not _is_zombie(pid)]
-    for pid, _ in found:
-        _signal_pid(pid, signal.SIGKILL)
+    _kill_and_settle([pid for pid, _ in found], settle)
+    return [f"{pid} {cmd}" for pid, cmd in found]
+
+
+def _kill_and_settle(pids: list[int], settle: float) -> tuple[set[int], set[int]]:
+    """SIGKILL ``pids`` and reap the orphans among them as they die, ``settle`` seconds at most.
+
+    Returns:
+        ``(refused, alive)``: the pids that could not be signalled, and those still alive.
+    """
+    refused = {pid for pid in pids if not _signal_pid(pid, signal.SIGKILL)}
     deadline = time.monotonic() + settle
-    alive = {pid for pid, _ in found}
+    alive = set(pids)
     while alive and time.monotonic() < deadline:
         for pid in list(alive):
             _reap_orphan(pid)
@@ -238,7 +247,7 @@ def kill_descendants(settle: float = 1.0) -> list[str]:
                 alive.discard(pid)
         if alive:
             time.sleep(0.02)
-    return [f"{pid} {cmd}" for pid, cmd in found]
+    return refused, alive
 
 
 class Child:
@@ -383,16 +392,7 @@ class Child:
         if not found:
             return [], []
         self.signal_group(signal.SIGKILL)
-        refused = {pid for pid, _ in found if not _signal_pid(pid, signal.SIGKILL)}
-        deadline = time.monotonic() + settle
-        alive = {pid for pid, _ in found}
-        while alive and time.monotonic() < deadline:
-            for pid in list(alive):
-                _reap_orphan(pid)
-                if _is_zombie(pid):
-                    alive.discard(pid)
-            if alive:
-                time.sleep(0.02)
+        refused, alive = _kill_and_settle([pid for pid, _ in found], settle)
         killed = [f"{pid} {cmd}" for pid, cmd in found if pid not in alive]
         survivors = [
             f"{pid} {cmd}" + (" (not ours to signal)" if pid in refused else "")
