@@ -194,7 +194,7 @@ def test_surrogate_pair_written_as_two_code_points_is_joined() -> None:
 
 
 def test_oversize_local_frame(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(protocol, "MAX_FRAME_FORMAT", 10)
+    monkeypatch.setattr(protocol._codec, "MAX_FRAME_FORMAT", 10)
     with pytest.raises(LocalProtocolError) as info:
         encode_frame({"msg": "more than ten bytes"})
     assert info.value.code == "oversize"

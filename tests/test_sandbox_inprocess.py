@@ -192,6 +192,7 @@ def test_secrets_are_masked_longest_first_and_short_ones_are_kept() -> None:
 def small_format_limit(monkeypatch: pytest.MonkeyPatch) -> int:
     """Pretend a 4-byte length can say at most 100 kB, so the limit path runs in memory."""
     monkeypatch.setattr(gust.protocol, "MAX_FRAME_FORMAT", 100_000)
+    monkeypatch.setattr(gust.protocol._codec, "MAX_FRAME_FORMAT", 100_000)  # encode_frame's
     return 100_000
 
 
