@@ -44,8 +44,7 @@ class UnsupportedValueError(GustError, TypeError):
 
     def __init__(self, path: str, type_name: str, why: str = "") -> None:
         super().__init__(
-            f"value of type {type_name!r} at {path} has no JSON form"
-            + (f": {why}" if why else "")
+            f"value of type {type_name!r} at {path} has no JSON form" + (f": {why}" if why else "")
         )
         self.path = path
         self.type_name = type_name
