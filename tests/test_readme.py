@@ -196,3 +196,34 @@ def test_no_text_refers_to_a_document_the_repository_does_not_have():
             if re.search(r"SPEC ?§|\.\./shared", text) and path.name != "test_readme.py":
                 offenders.append(str(path.relative_to(REPO)))
     assert offenders == []
+
+
+def test_the_conformance_readme_lists_every_failure_message_the_runtime_can_give():
+    """Each TaskFailure/SetupError message of the runtime, its variable parts as ``<...>``."""
+    import ast
+
+    listed = " ".join((REPO / "conformance" / "README.md").read_text(encoding="utf-8").split())
+    patterns = set()
+    for module in ("runtime.py", "invoke.py"):
+        tree = ast.parse((REPO / "gust" / module).read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if not (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id in ("TaskFailure", "SetupError")
+                and node.args
+            ):
+                continue
+            first = node.args[0]
+            if isinstance(first, ast.Constant) and isinstance(first.value, str):
+                patterns.add(re.escape(first.value))
+            elif isinstance(first, ast.JoinedStr):
+                patterns.add(
+                    "".join(
+                        re.escape(part.value) if isinstance(part, ast.Constant) else "<[^>]+>"
+                        for part in first.values
+                    )
+                )
+    assert len(patterns) >= 10
+    missing = sorted(p for p in patterns if not re.search(p, listed))
+    assert missing == []
