@@ -1,36 +1,28 @@
 """The task child's sandbox (issue 3), proved through the real CLI as a subprocess.
 
-Each test runs ``python -m gust task run`` on a task of ``sandbox_dags/sandbox.py`` under
-:class:`Host`, a small host written here (independent of ``gust.harness``): it decodes stdout
-with :class:`gust.protocol.FrameDecoder`, answers calls from a table, can act on any frame
-(signal the child, close a pipe) and gives up after a deadline, so no test can hang.
+Each test runs ``python -m gust task run`` on a task of ``sandbox_dags/sandbox.py`` under the
+test host of ``_host.py`` (independent of ``gust.harness``), which fails on a torn frame and on a
+child still running after its deadline, so no test can hang.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import select
 import signal
 import struct
 import subprocess
 import sys
-import threading
 import time
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
+from _host import CLOSE_STDIN, NO_REPLY, REPO, SANDBOX_DAGS, Host, Later, task_argv
 
-from gust.protocol import FrameDecoder, encode_frame, reply_error, reply_ok
+from gust.protocol import FrameDecoder, reply_error, reply_ok
 from gust.sandbox import SIGNAL_GRACE
 
-REPO = Path(__file__).resolve().parents[1]
-DAGS = Path(__file__).resolve().parent / "sandbox_dags"
-SANDBOX = DAGS / "sandbox.py"
+SANDBOX = SANDBOX_DAGS / "sandbox.py"
 
 TOKEN = "s3cr3t-token-value"
 SECRETS: dict[str, Any] = {
@@ -54,220 +46,8 @@ SECRETS: dict[str, Any] = {
 }
 
 
-# -- the host ---------------------------------------------------------------------------------
-
-NO_REPLY = object()  #: never answer this call
-CLOSE_STDIN = object()  #: close the child's stdin instead of answering
-
-
-@dataclass
-class Later:
-    """A reply held back until ``ready(host)`` is true (replies still leave in call order)."""
-
-    reply: dict[str, Any]
-    ready: Callable[[Host], bool]
-
-
-@dataclass
-class Host:
-    """Runs one ``gust`` child, answers its calls, records its frames; never waits past a deadline.
-
-    Args:
-        argv: the arguments after ``python -m gust``.
-        answers: call name -> a reply frame, :data:`NO_REPLY`, :data:`CLOSE_STDIN` or
-            :class:`Later`; or a function of the call frame returning one of those. Names
-            missing from a table get ``secret_not_found`` / ``task_not_found``.
-        on_frame: called with the host and each frame as it arrives, to act on it.
-        preload: replies written to stdin as soon as ``start`` arrives, before any call: they
-            answer the first calls, and would be stolen by a task reading its stdin.
-    """
-
-    argv: list[str]
-    answers: dict[str, Any] | Callable[[dict[str, Any]], Any] = field(default_factory=dict)
-    env: dict[str, str] = field(default_factory=dict)
-    on_frame: Callable[[Host, dict[str, Any]], None] | None = None
-    preload: list[dict[str, Any]] = field(default_factory=list)
-    timeout: float = 15.0
-
-    frames: list[dict[str, Any]] = field(default_factory=list)
-    times: list[float] = field(default_factory=list)
-    raw: bytearray = field(default_factory=bytearray)
-    returncode: int | None = None
-    stderr_bytes: bytes = b""
-    pid: int = 0
-    exited_at: float = 0.0
-    in_flight: int = 0
-    max_in_flight: int = 0
-    calls: int = 0
-
-    def run(self) -> Host:
-        # As Gust starts us: no GUST_* settings and no PYTHONUNBUFFERED, so buffering is real.
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith("GUST_") and k != "PYTHONUNBUFFERED"
-        }
-        env.update(self.env)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gust", *self.argv],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            cwd=REPO,
-            env=env,
-        )
-        self.pid = self.proc.pid
-        err: list[bytes] = []
-        err_reader = threading.Thread(target=lambda: err.append(self.proc.stderr.read()))
-        err_reader.start()
-        self._pending: deque[Any] = deque()
-        self._prepaid = len(self.preload)
-        self._stdout_open = True
-        deadline = time.monotonic() + self.timeout
-        try:
-            self._read_until_eof(deadline)
-            self.returncode = self.proc.wait(max(0.1, deadline - time.monotonic()))
-            self.exited_at = time.monotonic()
-        except subprocess.TimeoutExpired:
-            pass
-        finally:
-            timed_out = self.returncode is None
-            self.proc.kill()
-            self.proc.wait()
-            err_reader.join(2)  # a process the task left running may hold stderr open
-            self.stderr_bytes = b"".join(err)
-        assert not timed_out, (
-            f"gust {self.argv} still running after {self.timeout} s; frames: {self.frames}; "
-            f"stderr: {self.stderr}"
-        )
-        return self
-
-    def _read_until_eof(self, deadline: float) -> None:
-        decoder = FrameDecoder()
-        fd = self.proc.stdout.fileno()
-        while self._stdout_open:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([fd], [], [], left)[0]:
-                return
-            chunk = os.read(fd, 1 << 16)
-            if not chunk:
-                decoder.eof()  # raises if the stream ended inside a frame
-                return
-            self.raw += chunk
-            decoder.feed(chunk)
-            for frame in decoder.frames():
-                self.frames.append(frame)
-                self.times.append(time.monotonic())
-                self._on(frame)
-                if not self._stdout_open:
-                    return
-
-    def _on(self, frame: dict[str, Any]) -> None:
-        kind = frame.get("type")
-        if kind == "start" and self.preload:
-            for reply in self.preload:
-                self.proc.stdin.write(encode_frame(reply))
-            self.proc.stdin.flush()
-        if kind == "call":
-            self.calls += 1
-            self.in_flight += 1
-            self.max_in_flight = max(self.max_in_flight, self.in_flight)
-            if self._prepaid:
-                self._prepaid -= 1
-                self.in_flight -= 1
-            else:
-                self._pending.append(self._answer_for(frame))
-        if self.on_frame is not None:
-            self.on_frame(self, frame)
-        self._send_ready_replies()
-
-    def _answer_for(self, frame: dict[str, Any]) -> Any:
-        if callable(self.answers):
-            return self.answers(frame)
-        if frame["name"] in self.answers:
-            return self.answers[frame["name"]]
-        if frame["op"] == "get_secret_by_name":
-            return reply_error("secret_not_found")
-        return reply_error("task_not_found")
-
-    def _send_ready_replies(self) -> None:
-        while self._pending and not self.proc.stdin.closed:
-            answer = self._pending[0]
-            if answer is NO_REPLY:
-                return
-            if isinstance(answer, Later):
-                if not answer.ready(self):
-                    return
-                answer = answer.reply
-            self._pending.popleft()
-            if answer is CLOSE_STDIN:
-                self.proc.stdin.close()
-                return
-            self.in_flight -= 1
-            try:
-                self.proc.stdin.write(encode_frame(answer))
-                self.proc.stdin.flush()
-            except BrokenPipeError:
-                return
-
-    # -- actions for on_frame --
-    def signal(self, signum: int) -> None:
-        self.signalled_at = time.monotonic()
-        os.kill(self.pid, signum)
-
-    def close_stdout(self) -> None:
-        """Stop reading: close our end of the child's stdout, as a crashed host would."""
-        self.proc.stdout.close()
-        self._stdout_open = False
-
-    # -- reading the outcome --
-    @property
-    def stderr(self) -> str:
-        return self.stderr_bytes.decode("utf-8", "replace")
-
-    def types(self) -> list[str]:
-        return [f["type"] for f in self.frames]
-
-    def logs(self) -> list[tuple[str, str]]:
-        return [(f["level"], f["msg"]) for f in self.frames if f["type"] == "log"]
-
-    def messages(self) -> list[str]:
-        return [msg for _, msg in self.logs()]
-
-    @property
-    def result(self) -> dict[str, Any]:
-        assert self.frames and self.frames[-1]["type"] == "result", (self.types(), self.stderr)
-        assert self.types().count("result") == 1
-        return self.frames[-1]
-
-    @property
-    def value(self) -> Any:
-        assert self.result["ok"] is True, self.result
-        return self.result["data"]["value"]
-
-    def failure(self) -> dict[str, Any]:
-        """The failed result's ``error``, after checking the SPEC §3 shape of a failure."""
-        assert self.returncode == 0, self.stderr
-        assert self.types()[0] == "start"
-        assert self.types()[-2:] == ["error", "result"], self.types()
-        assert self.result["ok"] is False
-        error = self.result["error"]
-        assert isinstance(self.frames[-2]["trace"], str)
-        assert error["message"] in self.frames[-2]["trace"]
-        return error
-
-    @property
-    def trace(self) -> str:
-        return self.frames[-2]["trace"]
-
-
-def task_argv(task: str, file: Path = SANDBOX, dag: str = "Sandbox") -> list[str]:
-    return ["task", "run", "--file", str(file), "--dag", dag, "--task", task,
-            "--ctx-json", '{"run_id": 1}']  # fmt: skip
-
-
 def run(task: str, **kw: Any) -> Host:
-    return Host(task_argv(task), **kw).run()
+    return Host(task_argv(SANDBOX, "Sandbox", task), **kw).run()
 
 
 def secret_table(frame: dict[str, Any]) -> Any:
@@ -345,7 +125,12 @@ def test_reading_stdin_sees_nothing_and_cannot_steal_the_reply() -> None:
 def test_closed_stdin_and_stderr_at_start_are_survivable() -> None:
     # A launcher may start us without stdin or stderr: calls then fail at once, frames flow.
     command = " ".join(
-        [sys.executable, "-m", "gust", *(f"'{a}'" for a in task_argv("call_then_return"))]
+        [
+            sys.executable,
+            "-m",
+            "gust",
+            *(f"'{a}'" for a in task_argv(SANDBOX, "Sandbox", "call_then_return")),
+        ]
     )
     proc = subprocess.run(
         ["sh", "-c", f"exec {command} <&- 2>&-"], capture_output=True, cwd=REPO, timeout=15
@@ -569,7 +354,9 @@ def test_sigterm_while_the_dag_file_is_still_importing_is_reported() -> None:
         if frame["type"] == "start":
             host.signal(signal.SIGTERM)
 
-    host = Host(task_argv("t", DAGS / "hangs_on_import.py", "Hangs"), on_frame=on_start).run()
+    host = Host(
+        task_argv(SANDBOX_DAGS / "hangs_on_import.py", "Hangs", "t"), on_frame=on_start
+    ).run()
     assert host.failure()["message"] == "Task interrupted by SIGTERM"
     assert host.exited_at - host.signalled_at < SIGNAL_GRACE
 
