@@ -4,8 +4,9 @@ One host for every test that drives a child through the frame protocol. Delibera
 and independent of ``gust.harness``, so runtime tests do not depend on the harness being right:
 it decodes stdout with :class:`gust.protocol.FrameDecoder` (a torn frame fails the test),
 answers calls from a table or a function, can act on any frame (signal the child, close a
-pipe) and gives up after a deadline, so no test can hang. The process helpers the tests share
-(is a pid alive, run the harness) live here too.
+pipe) and gives up after a deadline, so no test can hang. The in-memory pair (a runtime session
+and the host's end of a :class:`~gust._channel.MemoryChannel`) and the process helpers the
+tests share (is a pid alive, run the harness) live here too.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gust import protocol
+from gust._channel import MemoryChannel
+from gust.calls import Session
 from gust.protocol import FrameDecoder, encode_frame, reply_error
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,6 +37,9 @@ SANDBOX_DAGS = REPO / "tests" / "sandbox_dags"
 #: The shipped example DAGs and store of the harness.
 HARNESS_DAGS = REPO / "harness" / "dags"
 STORE = REPO / "harness" / "store.json"
+
+#: The ``write_dag`` fixture of ``conftest.py``: ``write_dag(name, source, folder=tmp_path)``.
+DagWriter = Callable[..., Path]
 
 NO_REPLY = object()  #: never answer this call
 CLOSE_STDIN = object()  #: close the child's stdin instead of answering
@@ -248,6 +255,39 @@ class Host:
         return self.frames[-2]["trace"]
 
 
+@dataclass
+class ChannelPair:
+    """A runtime :class:`~gust.calls.Session` over a :class:`~gust._channel.MemoryChannel`, and
+    the host's end of it: what the runtime sent, and replies pushed to it."""
+
+    channel: MemoryChannel = field(default_factory=MemoryChannel)
+    session: Session = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.session = Session(self.channel)
+
+    def reply(self, frame: dict[str, Any]) -> None:
+        """Send ``frame`` to the runtime."""
+        self.channel.push(protocol.encode_frame(frame))
+
+    def push(self, data: bytes) -> None:
+        """Send raw bytes to the runtime (``b""``: end of input)."""
+        self.channel.push(data)
+
+    def close(self) -> None:
+        """End the runtime's input, as a host going away does."""
+        self.channel.push(b"")
+
+    def sent(self) -> list[dict[str, Any]]:
+        """Every frame the runtime wrote, checking the bytes hold whole frames and nothing
+        else (the format's 4 GiB limit, not a host's)."""
+        decoder = protocol.FrameDecoder(max_frame_size=protocol.MAX_FRAME_FORMAT)
+        decoder.feed(bytes(self.channel.sent))
+        frames = decoder.frames()
+        decoder.eof()
+        return frames
+
+
 def gust_argv(*args: str) -> list[str]:
     """How the tests start the ``gust`` command line: this interpreter, ``-m gust``."""
     return [sys.executable, "-m", "gust", *args]
@@ -286,13 +326,13 @@ def alive(pid: int) -> bool:
     return state not in (b"Z", b"X")
 
 
-def wait_gone(pids: int | Iterable[int], seconds: float = 3.0) -> list[int]:
-    """Wait up to ``seconds`` for every pid to die; return those still alive."""
+def gone(pids: int | Iterable[int], seconds: float = 3.0) -> bool:
+    """Wait up to ``seconds`` for every pid to die; whether they all did."""
     wanted = [pids] if isinstance(pids, int) else list(pids)
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline and any(alive(p) for p in wanted):
-        time.sleep(0.05)
-    return [p for p in wanted if alive(p)]
+        time.sleep(0.02)
+    return not any(alive(p) for p in wanted)
 
 
 def harness(

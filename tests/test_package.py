@@ -8,12 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from _host import REPO
 
 import gust
 from gust import Dag, task
 from gust.dag import TASK_ATTR, TaskOptions
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def test_import_gust_does_not_import_click_or_heavy_modules() -> None:
