@@ -41,42 +41,6 @@ def test_hello_world_human_view(tmp_path: Path) -> None:
     assert re.fullmatch(r"run 1 of hello_world: ok in \d+\.\d\ds", lines[-1])
 
 
-def test_hello_world_json_report_shape() -> None:
-    code, report = run_json(str(DAGS / "hello_world.py"), "--store", str(STORE), "--run-id", "5")
-    assert code == 0
-    assert list(report) == [
-        "dag", "mod", "file", "run_id", "status", "duration_s", "tasks", "callback", "graph",
-    ]  # fmt: skip
-    assert (report["dag"], report["mod"], report["run_id"], report["status"]) == (
-        "hello_world",
-        "HelloWorld",
-        5,
-        "ok",
-    )
-    assert report["file"] == str(DAGS / "hello_world.py")
-    assert list(report["tasks"]) == ["hello", "prepare"]
-    hello = report["tasks"]["hello"]
-    assert list(hello) == [
-        "status", "attempts", "duration_s", "value", "error", "logs", "exit_code", "warnings",
-        "retry_delays", "spans", "stderr_tail",
-    ]  # fmt: skip
-    assert hello["value"] == {"greeting": "hello", "run_id": 5}
-    assert (hello["status"], hello["attempts"], hello["error"], hello["exit_code"]) == (
-        "ok",
-        1,
-        None,
-        0,
-    )
-    assert [set(e) for e in hello["logs"]] == [{"t", "level", "msg", "attempt"}]
-    assert hello["logs"][0]["msg"] == "token found: True (***)"
-    # run 5 is not in the store: prepare saw this run's hello
-    assert report["tasks"]["prepare"]["value"] == {"said": "hello, world"}
-    callback = report["callback"]
-    assert callback["fn"] == "done_my_run"
-    assert (callback["run_status"], callback["status"], callback["exit_code"]) == ("ok", "ok", 0)
-    assert [e["msg"] for e in callback["logs"]] == ["run 5 finished with status ok"]
-
-
 def test_task_alone_reads_its_upstream_from_the_store() -> None:
     code, report = run_json(
         str(DAGS / "hello_world.py"), "--store", str(STORE), "--task", "prepare"
@@ -85,31 +49,6 @@ def test_task_alone_reads_its_upstream_from_the_store() -> None:
     assert list(report["tasks"]) == ["prepare"]
     assert report["tasks"]["prepare"]["value"] == {"said": "bonjour, world"}
     assert report["callback"] is None
-
-
-def test_failing_dag_skips_downstream_runs_the_rest_and_reports_error() -> None:
-    code, report = run_json(str(DAGS / "failing.py"), "--store", str(STORE))
-    assert code == 1
-    assert report["status"] == "error"
-    tasks = report["tasks"]
-    assert {n: t["status"] for n, t in tasks.items()} == {
-        "extract": "error",
-        "publish": "upstream_failed",
-        "audit": "ok",
-        "summarize": "ok",
-    }
-    extract = tasks["extract"]
-    assert extract["error"]["message"] == "Task execution failed"
-    assert extract["error"]["type"] == "ValueError"
-    assert extract["error"]["details"] == "the source table is empty"
-    assert [e["msg"] for e in extract["logs"]] == ["connecting to ***"]  # a json secret, masked
-    publish = tasks["publish"]
-    assert (publish["attempts"], publish["logs"], publish["exit_code"]) == (0, [], None)
-    assert publish["error"] == {"message": "upstream task(s) did not succeed: extract"}
-    assert tasks["audit"]["logs"][0]["level"] == "warning"
-    assert report["callback"]["run_status"] == "error"
-    assert report["callback"]["status"] == "ok"
-    assert [e["msg"] for e in report["callback"]["logs"]] == ["run 1 ended with status error"]
 
 
 # -- Gust's way of running a file --------------------------------------------------------------
@@ -355,24 +294,6 @@ def test_retries_with_backoff(tmp_path: Path, write_dag: DagWriter) -> None:
         1,
         [],
     )
-
-
-def test_four_retries_wait_s_2s_4s_8s(tmp_path: Path, write_dag: DagWriter) -> None:
-    write_dag(
-        "always.py",
-        """        from gust import Dag, task
-
-        class Always(Dag):
-            @task
-            def fails(self, ctx):
-                raise RuntimeError("no")
-        """,
-    )
-    code, report = run_json("always.py", "--retries", "4", "--backoff", "0.01", cwd=tmp_path)
-    assert code == 1
-    fails = report["tasks"]["fails"]
-    assert fails["attempts"] == 5
-    assert fails["retry_delays"] == [0.01, 0.02, 0.04, 0.08]
 
 
 # -- outputs -----------------------------------------------------------------------------------
