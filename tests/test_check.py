@@ -12,13 +12,13 @@ import time
 from pathlib import Path
 
 import pytest
+from _host import REPO
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gust.check import check_paths
 from gust.parser import parse_file
 
-REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "parse_fixtures"
 
 

@@ -100,7 +100,7 @@ def test_the_cache_can_be_turned_off(tmp_path, monkeypatch):
 
 @pytest.mark.timeout(60)
 def test_tasks_run_from_temp_copies_share_one_entry_and_name_their_own_copy(tmp_path):
-    from tests._host import task_run
+    from _host import task_run
 
     shared = tmp_path / "tmp"
     shared.mkdir()

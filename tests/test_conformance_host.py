@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from _host import REPO
 
 from gust.conformance import host_mode
 from gust.conformance.cases import Suite, load_cases
@@ -20,7 +21,6 @@ from gust.conformance.report import CaseResult
 from gust.conformance.schema import SchemaSet
 from gust.protocol import FrameDecoder
 
-REPO = Path(__file__).resolve().parents[1]
 SUITE = Suite(REPO / "conformance")
 SCHEMAS = SchemaSet(SUITE.schema_dir)
 HOST_CASES = {c.name: c for c in load_cases(SUITE, SCHEMAS, role="host")}

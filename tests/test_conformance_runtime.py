@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from _host import REPO
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -21,7 +22,6 @@ from gust.conformance.cases import Suite, load_cases
 from gust.conformance.schema import SchemaSet
 from gust.protocol import FrameDecoder
 
-REPO = Path(__file__).resolve().parents[1]
 SUITE = Suite(REPO / "conformance")
 SCHEMAS = SchemaSet(SUITE.schema_dir)
 

@@ -15,11 +15,11 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from _host import REPO
 
 from gust.conformance.cases import Suite, load_cases
 from gust.conformance.schema import SchemaSet
 
-REPO = Path(__file__).resolve().parents[1]
 UV = os.environ.get("UV") or shutil.which("uv")
 SUITE_FILES = [
     "schema/transcript.schema.json",

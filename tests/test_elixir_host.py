@@ -14,12 +14,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from _host import REPO
 
 from gust.conformance import procwatch
 from gust.conformance.cases import Suite, load_cases
 from gust.conformance.schema import SchemaSet
 
-REPO = Path(__file__).resolve().parents[1]
 HOST = REPO / "conformance" / "hosts" / "elixir" / "host.exs"
 HELLO = REPO / "harness" / "dags" / "hello_world.py"
 BASIC = REPO / "tests" / "dags" / "basic.py"

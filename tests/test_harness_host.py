@@ -3,7 +3,6 @@ runtime, driven through TaskProcess / run_task / run_callback."""
 
 from __future__ import annotations
 
-import os
 import struct
 import sys
 import textwrap
@@ -12,14 +11,14 @@ import time
 from pathlib import Path
 
 import pytest
+from _host import HARNESS_DAGS, gone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gust.harness import CallAnswerer, RunTasks, Store, TaskProcess, run_callback, run_task
 from gust.harness.store import Secret
 
-REPO = Path(__file__).resolve().parents[1]
-HELLO = REPO / "harness" / "dags" / "hello_world.py"
+HELLO = HARNESS_DAGS / "hello_world.py"
 
 PREAMBLE = textwrap.dedent(
     """\
@@ -54,27 +53,6 @@ def child(tmp_path: Path, body: str, name: str = "child.py") -> list[str]:
     path = tmp_path / name
     path.write_text(PREAMBLE + textwrap.dedent(body))
     return [sys.executable, str(path)]
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return True
-    return state != "Z"
-
-
-def wait_gone(pid: int, within: float = 3.0) -> bool:
-    end = time.monotonic() + within
-    while time.monotonic() < end:
-        if not alive(pid):
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def answerer(**secrets: str) -> CallAnswerer:
@@ -316,7 +294,7 @@ def test_timeout_kills_the_whole_group_including_grandchildren(tmp_path: Path) -
     assert out.error["message"] == (
         "timed out after 0.5 s; its process group got SIGTERM, then SIGKILL"
     )
-    assert wait_gone(int(out.logs[0]["msg"]))
+    assert gone(int(out.logs[0]["msg"]))
 
 
 def test_child_that_never_reads_replies_cannot_block_the_host(tmp_path: Path) -> None:
@@ -349,7 +327,7 @@ def test_leftover_holding_stdout_is_killed_and_the_host_returns(tmp_path: Path) 
     assert time.monotonic() - start < 5
     assert out.status == "ok" and out.value == 1
     assert any("kept its stdout open" in w for w in out.warnings)
-    assert wait_gone(int(out.logs[0]["msg"]))
+    assert gone(int(out.logs[0]["msg"]))
 
 
 def test_cancel_from_another_thread(tmp_path: Path) -> None:

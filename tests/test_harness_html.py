@@ -14,9 +14,6 @@ import json
 import os
 import random
 import re
-import subprocess
-import sys
-import textwrap
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
@@ -24,6 +21,7 @@ from typing import Any
 
 import pytest
 from _chromium import INSTALL_HINT, Browser, Page, find_chromium
+from _host import HARNESS_DAGS, REPO, STORE, DagWriter, harness
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -43,9 +41,7 @@ from gust.harness.report import CallbackReport, RunReport, TaskReport
 from gust.harness.run import RunControl
 from gust.protocol import scrub_surrogates
 
-REPO = Path(__file__).resolve().parents[1]
-DAGS = REPO / "harness" / "dags"
-STORE = REPO / "harness" / "store.json"
+DAGS = HARNESS_DAGS
 #: The widest the graph may ever be, whatever the DAG.
 MAX_WIDTH = 2 * MARGIN + MAX_COLS * NODE_W + (MAX_COLS - 1) * COL_GAP
 
@@ -98,28 +94,12 @@ class Parsed(HTMLParser):
         return json.loads(data)
 
 
-def harness(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gust.harness", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
 class Started(RunObserver):
     def __init__(self) -> None:
         self.started: list[str] = []
 
     def task_started(self, name: str, attempt: int) -> None:
         self.started.append(name)
-
-
-def write_dag(folder: Path, name: str, body: str) -> Path:
-    path = folder / name
-    path.write_text(textwrap.dedent(body))
-    return path
 
 
 # -- what the report JSON gained for the page ------------------------------------------------------
@@ -159,9 +139,10 @@ def test_the_report_has_attempt_spans_stderr_tails_the_graph_and_callback_times(
     assert page.read_text(encoding="utf-8") == render_html(report)
 
 
-def test_every_attempt_has_a_span_and_the_page_shows_each(tmp_path: Path) -> None:
+def test_every_attempt_has_a_span_and_the_page_shows_each(
+    tmp_path: Path, write_dag: DagWriter
+) -> None:
     dag = write_dag(
-        tmp_path,
         "flaky.py",
         """\
         import os
@@ -209,9 +190,8 @@ def test_a_single_task_run_draws_the_rest_of_the_dag_as_not_run(tmp_path: Path) 
     )
 
 
-def test_an_interrupted_run_still_writes_its_page(tmp_path: Path) -> None:
+def test_an_interrupted_run_still_writes_its_page(tmp_path: Path, write_dag: DagWriter) -> None:
     dag = write_dag(
-        tmp_path,
         "long.py",
         """\
         import time
@@ -723,11 +703,12 @@ def test_the_failing_example_in_chromium(browser: Browser, tmp_path: Path) -> No
 
 
 @pytest.mark.timeout(120)
-def test_a_hostile_run_shows_its_text_and_runs_none_of_it(browser: Browser, tmp_path: Path) -> None:
+def test_a_hostile_run_shows_its_text_and_runs_none_of_it(
+    browser: Browser, tmp_path: Path, write_dag: DagWriter
+) -> None:
     folder = tmp_path / '<img src=x onerror="window.__pwned=9">'
     folder.mkdir()
     dag = write_dag(
-        folder,
         "evil_<b>x&amp;.py",
         """\
         from gust import Dag, log, send_frame, task
@@ -752,6 +733,7 @@ def test_a_hostile_run_shows_its_text_and_runs_none_of_it(browser: Browser, tmp_
             def done(self, status, run):
                 log("<iframe srcdoc='<script>parent.__pwned=6</script>'>")
         """,
+        folder,
     )
     path = tmp_path / "evil.html"
     report = run_dag(str(dag), html=path)

@@ -7,12 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
+from _host import REPO
 
 from gust.harness import CallAnswerer, RunTasks, Store, StoreError, TaskSpec, compute_stages
 from gust.harness.errors import DagFileError
 from gust.harness.store import load_store
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -13,8 +13,6 @@ import gust
 from gust import Dag, task
 from gust.dag import TASK_ATTR, TaskOptions
 
-REPO = Path(__file__).resolve().parents[1]
-
 
 def test_import_gust_does_not_import_click_or_heavy_modules() -> None:
     code = (
@@ -26,9 +24,9 @@ def test_import_gust_does_not_import_click_or_heavy_modules() -> None:
     assert out.stdout.strip() == "[]"
 
 
-def test_version_matches_pyproject() -> None:
+def test_version_matches_pyproject(repo: Path) -> None:
     # tomllib is 3.11+; the [project] table is simple enough to read with a pattern.
-    text = (REPO / "pyproject.toml").read_text()
+    text = (repo / "pyproject.toml").read_text()
     assert re.search(r'^version = "(.+)"$', text, re.M).group(1) == gust.__version__ == "0.2.0"
     assert re.search(r'^name = "(.+)"$', text, re.M).group(1) == "gust-py"
     assert re.search(r"^dependencies = (.+)$", text, re.M).group(1) == '["click>=8.1"]'

@@ -21,13 +21,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _host import REPO
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gust.parser import UNREADABLE_FILE_LINE, parse_file, render_file
 from gust.protocol import scrub_surrogates
 
-REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "parse_fixtures"
 HELLO_WORLD = REPO / "harness" / "dags" / "hello_world.py"
 

@@ -8,25 +8,11 @@ import sys
 import time
 
 import pytest
+from _host import gone
 
 from gust import _process, protocol
 
 PY = sys.executable
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X")
-    except OSError:
-        return False
-
-
-def gone(pid: int, seconds: float = 3.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return not alive(pid)
 
 
 def read_line(fd: int, seconds: float = 10.0) -> str:

@@ -1,19 +1,30 @@
-"""The frame codec: round trips, chunking, and every named protocol error."""
+"""The protocol module (gust.protocol): the frame codec (round trips, any chunking, any prefix,
+every named error, over generated streams and every stream of the conformance suite), the
+message vocabulary and the child's turn rules, and the caps at their exact edges."""
 
 from __future__ import annotations
 
 import json
 import math
+import random
 import struct
+from dataclasses import dataclass
 
 import pytest
+from _host import REPO
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gust import protocol
+from gust.conformance.cases import Suite, load_cases
+from gust.conformance.matchers import json_equal
+from gust.conformance.schema import SchemaSet
 from gust.protocol import (
+    DEFAULT_MAX_FRAME_SIZE,
+    HEADER_SIZE,
     FrameDecoder,
     LocalProtocolError,
+    ProtocolError,
     RemoteProtocolError,
     decode_payload,
     encode_frame,
@@ -27,6 +38,9 @@ json_values = st.recursive(
     max_leaves=20,
 )
 json_objects = st.dictionaries(st.text(), json_values, max_size=6)
+
+SUITE = Suite(REPO / "conformance")
+VECTORS = json.loads(SUITE.vectors_file.read_text(encoding="utf-8"))
 
 
 def decode_all(data: bytes, chunks: list[int] | None = None) -> list[dict]:
@@ -54,58 +68,229 @@ def test_round_trip_of_any_json_object(obj: dict) -> None:
     assert decode_all(data) == [obj]
 
 
-@settings(max_examples=150, deadline=None)
-@given(st.lists(json_objects, min_size=1, max_size=5), st.lists(st.integers(0, 40), max_size=30))
-def test_split_at_arbitrary_points_gives_same_frames(objs: list[dict], chunks: list[int]) -> None:
-    stream = b"".join(encode_frame(o) for o in objs)
-    assert decode_all(stream, chunks) == objs
-    assert decode_all(stream, [1] * len(stream)) == objs
+# -- any stream, any chunking: the codec's properties -------------------------------------------
+#
+# The streams: every byte vector of conformance/vectors/framing.json and both directions of every
+# transcript of the suite (frames encoded by our codec, raw steps as written), streams of
+# generated JSON objects, and arbitrary bytes (the h11 fuzz invariant: any input decodes or
+# raises a named protocol error, never anything else, whatever the chunking).
 
 
-@settings(max_examples=100, deadline=None)
-@given(st.lists(json_objects, min_size=1, max_size=3), st.data())
-def test_every_proper_prefix_is_clean_or_truncated(objs: list[dict], data: st.DataObject) -> None:
-    stream = b"".join(encode_frame(o) for o in objs)
-    boundaries = set()
-    pos = 0
-    for o in objs:
-        pos += len(encode_frame(o))
-        boundaries.add(pos)
-    cut = data.draw(st.integers(0, len(stream) - 1))
-    decoder = FrameDecoder()
-    decoder.feed(stream[:cut])
-    decoder.frames()
-    if cut in boundaries or cut == 0:
+@dataclass(frozen=True)
+class Stream:
+    name: str
+    data: bytes
+    limit: int
+    #: Offsets where a frame ends, for streams made only of whole frames (else ``None``).
+    boundaries: tuple[int, ...] | None
+
+
+def _transcript_streams() -> list[Stream]:
+    out = []
+    for case in load_cases(SUITE, SchemaSet(SUITE.schema_dir)):
+        for direction in ("c2h", "h2c"):
+            data = b""
+            ends: list[int] | None = [0]
+            for step in case.steps:
+                if step.dir != direction or step.eof:
+                    continue
+                if step.frame is not None:
+                    data += encode_frame(step.frame)
+                else:
+                    assert step.raw is not None
+                    data += step.raw
+                    ends = None
+                if ends is not None:
+                    ends.append(len(data))
+            bounds = tuple(ends) if ends is not None else None
+            out.append(Stream(f"{case.name}:{direction}", data, DEFAULT_MAX_FRAME_SIZE, bounds))
+    return out
+
+
+def _vector_streams() -> list[Stream]:
+    out = []
+    for vector in VECTORS["valid"] + VECTORS["invalid"]:
+        data = bytes.fromhex(vector["hex"])
+        limit = vector.get("max_frame_size", VECTORS["default_max_frame_size"])
+        bounds = None
+        if "error" not in vector:
+            ends, pos = [0], 0
+            while pos < len(data):
+                (size,) = struct.unpack_from(">I", data, pos)
+                pos += HEADER_SIZE + size
+                ends.append(pos)
+            bounds = tuple(ends)
+        out.append(Stream(f"vector:{vector['name']}", data, limit, bounds))
+    return out
+
+
+SUITE_STREAMS = _vector_streams() + _transcript_streams()
+
+
+def _generated(objs: list[dict]) -> Stream:
+    ends = [0]
+    for obj in objs:
+        ends.append(ends[-1] + len(encode_frame(obj)))
+    data = b"".join(encode_frame(o) for o in objs)
+    return Stream("generated", data, DEFAULT_MAX_FRAME_SIZE, tuple(ends))
+
+
+generated_streams = st.lists(json_objects, min_size=1, max_size=5).map(_generated)
+#: Streams made only of whole frames.
+whole_streams = (
+    st.sampled_from(
+        [s for s in SUITE_STREAMS if s.boundaries is not None and len(s.boundaries) > 1]
+    )
+    | generated_streams
+)
+any_streams = (
+    st.sampled_from(SUITE_STREAMS)
+    | generated_streams
+    | st.binary(max_size=64).map(lambda b: Stream("bytes", b, 1024, None))
+    | st.lists(st.binary(max_size=40), max_size=6).map(
+        lambda parts: Stream(
+            "framed bytes", b"".join(struct.pack(">I", len(p)) + p for p in parts), 1024, None
+        )
+    )
+)
+
+
+def decode(chunks: list[bytes], limit: int) -> tuple[list[dict], str | None]:
+    """Frames and the protocol error's code (``None``: clean end), feeding ``chunks`` in turn."""
+    decoder = FrameDecoder(limit)
+    frames: list[dict] = []
+    try:
+        for chunk in chunks:
+            decoder.feed(chunk)
+            while (frame := decoder.next_frame()) is not None:
+                frames.append(frame)
         decoder.eof()
-    else:
-        with pytest.raises(RemoteProtocolError) as info:
-            decoder.eof()
-        assert info.value.code == "truncated"
+    except ProtocolError as exc:
+        assert exc.code in protocol.ERROR_CODES, exc.code
+        return frames, exc.code
+    return frames, None
+
+
+def split(data: bytes, rnd: random.Random, biggest: int) -> list[bytes]:
+    # Large streams get larger chunks so one example stays cheap; every size down to 1 occurs.
+    biggest = max(biggest, len(data) // 2000, 1)
+    chunks, pos = [], 0
+    while pos < len(data):
+        size = rnd.randint(1, biggest)
+        chunks.append(data[pos : pos + size])
+        pos += size
+    return chunks
+
+
+def test_the_streams_cover_vectors_and_transcripts() -> None:
+    names = {s.name.split(":")[0] for s in SUITE_STREAMS}
+    assert "vector" in names and "y_huge_log_line" in names and "n_child_garbage" in names
+    assert sum(s.boundaries is not None and len(s.boundaries) > 1 for s in SUITE_STREAMS) > 40
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    stream=any_streams,
+    rnd=st.randoms(use_true_random=False),
+    biggest=st.sampled_from([1, 2, 3, 5, 8, 64, 4096]),
+)
+def test_any_chunking_decodes_like_one_read(
+    stream: Stream, rnd: random.Random, biggest: int
+) -> None:
+    whole = decode([stream.data], stream.limit)
+    frames, error = decode(split(stream.data, rnd, biggest), stream.limit)
+    assert error == whole[1]
+    assert json_equal(frames, whole[0])
+    if stream.name == "generated":  # what was encoded comes back
+        assert error is None and len(frames) == len(stream.boundaries) - 1
+
+
+@settings(max_examples=150, deadline=None)
+@given(stream=whole_streams, data=st.data())
+def test_every_prefix_is_clean_or_truncated(stream: Stream, data: st.DataObject) -> None:
+    assert stream.boundaries is not None
+    full, error = decode([stream.data], stream.limit)
+    assert error is None
+    cut = data.draw(st.integers(0, len(stream.data)), label="cut")
+    frames, error = decode([stream.data[:cut]], stream.limit)
+    whole_frames = sum(1 for end in stream.boundaries[1:] if end <= cut)
+    assert json_equal(frames, full[:whole_frames])
+    assert error == (None if cut in stream.boundaries else "truncated")
+
+
+def _frame_spans(stream: Stream) -> list[tuple[int, int]]:
+    assert stream.boundaries is not None
+    return list(zip(stream.boundaries[:-1], stream.boundaries[1:], strict=True))
+
+
+def _replace_payload(stream: Stream, index: int, payload: bytes, error: str) -> tuple[bytes, str]:
+    """The stream with frame ``index`` carrying ``payload``, and the error it must give."""
+    start, end = _frame_spans(stream)[index]
+    data = stream.data
+    mutated = data[:start] + struct.pack(">I", len(payload)) + payload + data[end:]
+    # The length is checked first: a payload grown past the reader's limit is oversize.
+    return mutated, "oversize" if len(payload) > stream.limit else error
+
+
+NOT_OBJECTS = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=3),
+    max_leaves=5,
+)
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.binary(max_size=64), st.lists(st.integers(1, 9), max_size=10))
-def test_arbitrary_bytes_decode_or_raise_protocol_error(blob: bytes, chunks: list[int]) -> None:
-    def run(chunked: bool) -> tuple[list[dict], str | None]:
-        decoder = FrameDecoder(max_frame_size=1024)
-        frames: list[dict] = []
-        try:
-            if chunked:
-                pos = 0
-                for size in [*chunks, len(blob)]:
-                    decoder.feed(blob[pos : pos + size])
-                    pos += size
-                    frames += decoder.frames()
-            else:
-                decoder.feed(blob)
-                frames += decoder.frames()
-            decoder.eof()
-        except RemoteProtocolError as exc:
-            assert exc.code in protocol.ERROR_CODES
-            return frames, exc.code
-        return frames, None
-
-    assert run(False) == run(True)
+@given(stream=whole_streams, data=st.data())
+def test_mutations_give_the_named_error_and_nothing_else(
+    stream: Stream, data: st.DataObject
+) -> None:
+    spans = _frame_spans(stream)
+    index = data.draw(st.integers(0, len(spans) - 1), label="frame")
+    start, end = spans[index]
+    payload = stream.data[start + HEADER_SIZE : end]
+    full, _ = decode([stream.data], stream.limit)
+    kind = data.draw(
+        st.sampled_from(["oversize", "bad_utf8", "not_object", "bad_json", "flip", "overwrite"]),
+        label="mutation",
+    )
+    if kind == "oversize":
+        size = data.draw(st.integers(stream.limit + 1, 0xFFFF_FFFF), label="size")
+        mutated = stream.data[:start] + struct.pack(">I", size) + payload
+        expected: str | None = "oversize"
+    elif kind == "bad_utf8":
+        where = data.draw(st.integers(0, len(payload)), label="at")
+        bad = data.draw(st.sampled_from([b"\xff", b"\xc0\xaf", b"\xed\xa0\x80", b"\x80"]))
+        changed = payload[:where] + bad + payload[where:]
+        mutated, expected = _replace_payload(stream, index, changed, "bad_utf8")
+    elif kind == "not_object":
+        value = data.draw(NOT_OBJECTS, label="value")
+        changed = json.dumps(value).encode()
+        mutated, expected = _replace_payload(stream, index, changed, "not_object")
+    elif kind == "bad_json":
+        cut = payload[: payload.rindex(b"}")]  # the object loses its closing brace
+        mutated, expected = _replace_payload(stream, index, cut, "bad_json")
+    else:
+        # A flipped header byte or any overwritten byte: whatever it becomes, only a named
+        # protocol error (or a clean decode) may come out.
+        pos = (
+            data.draw(st.integers(start, start + HEADER_SIZE - 1), label="pos")
+            if kind == "flip"
+            else data.draw(st.integers(0, len(stream.data) - 1), label="pos")
+        )
+        mask = data.draw(st.integers(1, 255), label="mask")
+        mutated = stream.data[:pos] + bytes([stream.data[pos] ^ mask]) + stream.data[pos + 1 :]
+        expected = None
+    rnd = data.draw(st.randoms(use_true_random=False), label="chunks")
+    frames, error = decode(split(mutated, rnd, 64), stream.limit)
+    if expected is not None:
+        assert error == expected
+        assert json_equal(frames, full[:index])
+    else:
+        assert error is None or error in protocol.ERROR_CODES
 
 
 def header(size: int) -> bytes:
@@ -411,3 +596,33 @@ def test_protocol_errors_are_gust_errors() -> None:
     from gust.errors import GustError
 
     assert issubclass(protocol.ProtocolError, GustError)
+
+
+# -- limits at their exact edges ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("payload", [1, 100, 70_000])
+def test_the_decoder_takes_a_payload_exactly_at_its_limit_and_refuses_one_byte_more(payload):
+    frame = protocol.encode_frame({"p": "x" * payload})
+    size = len(frame) - protocol.HEADER_SIZE
+    at_limit = protocol.FrameDecoder(max_frame_size=size)
+    at_limit.feed(frame)
+    assert at_limit.next_frame() == {"p": "x" * payload}
+    below = protocol.FrameDecoder(max_frame_size=size - 1)
+    below.feed(frame[: protocol.HEADER_SIZE])  # the header alone is enough to refuse it
+    with pytest.raises(protocol.RemoteProtocolError) as info:
+        below.next_frame()
+    assert info.value.code == "oversize"
+    assert f"announces {size} bytes, over the limit of {size - 1}" in str(info.value)
+
+
+def test_text_exactly_max_text_long_is_sent_whole_and_one_more_character_is_cut():
+    exact = "y" * protocol.MAX_TEXT
+    assert protocol.log_frame(exact)["msg"] == exact
+    over = protocol.log_frame(exact + "z")["msg"]
+    keep = protocol.MAX_TEXT - 100
+    assert over == "y" * keep + (
+        f"\n[gust: cut {protocol.MAX_TEXT + 1 - keep} of {protocol.MAX_TEXT + 1} characters; "
+        f"a frame carries at most {protocol.MAX_TEXT}]"
+    )
+    assert len(over) <= protocol.MAX_TEXT

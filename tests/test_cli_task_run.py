@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import select
 import shutil
 import signal
-import struct
-import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-from _host import DAGS, gust_argv, task_run
-
-from gust.protocol import decode_payload
+from _host import DAGS, Host
 
 BASIC = DAGS / "basic.py"
 
@@ -52,8 +46,8 @@ def assert_failure(ex, message: str, exc_type: str | None = None) -> dict:
     return result["error"]
 
 
-def test_success_sequence_start_first_with_real_pid() -> None:
-    ex = task_run(BASIC, "Basic", "first", '{"run_id": 7, "params": {"x": [1, 2]}}')
+def test_success_sequence_start_first_with_real_pid(gust_task: Callable[..., Host]) -> None:
+    ex = gust_task(BASIC, "Basic", "first", '{"run_id": 7, "params": {"x": [1, 2]}}')
     assert ex.returncode == 0, ex.stderr
     assert ex.types() == ["start", "log", "result"]
     assert ex.frames[0] == {"type": "start", "pid": ex.pid}
@@ -65,8 +59,8 @@ def test_success_sequence_start_first_with_real_pid() -> None:
     }
 
 
-def test_calls_use_gusts_reply_shapes_and_not_found_is_none() -> None:
-    ex = task_run(BASIC, "Basic", "second", answer=gust_host)
+def test_calls_use_gusts_reply_shapes_and_not_found_is_none(gust_task: Callable[..., Host]) -> None:
+    ex = gust_task(BASIC, "Basic", "second", answers=gust_host)
     assert ex.returncode == 0, ex.stderr
     calls = [f for f in ex.frames if f["type"] == "call"]
     assert calls == [
@@ -83,14 +77,14 @@ def test_calls_use_gusts_reply_shapes_and_not_found_is_none() -> None:
     }
 
 
-def test_other_host_error_raises_and_names_it() -> None:
-    ex = task_run(BASIC, "Basic", "host_error", answer=gust_host)
+def test_other_host_error_raises_and_names_it(gust_task: Callable[..., Host]) -> None:
+    ex = gust_task(BASIC, "Basic", "host_error", answers=gust_host)
     error = assert_failure(ex, "Task execution failed", "gust.errors.CallError")
     assert "database_unavailable" in error["details"]
 
 
-def test_task_exception_is_error_then_result() -> None:
-    ex = task_run(BASIC, "Basic", "fails")
+def test_task_exception_is_error_then_result(gust_task: Callable[..., Host]) -> None:
+    ex = gust_task(BASIC, "Basic", "fails")
     assert ex.types() == ["start", "log", "error", "result"]
     error = assert_failure(ex, "Task execution failed", "ValueError")
     assert error["details"] == "the thing broke"
@@ -99,77 +93,65 @@ def test_task_exception_is_error_then_result() -> None:
     assert "ValueError: the thing broke" in ex.frames[-2]["trace"]
 
 
-@pytest.mark.parametrize(
-    ("ctx", "message"),
-    [
-        ("{not json", "ctx-json is not valid JSON"),
-        ("[1, 2]", "ctx-json must be a JSON object"),
-        ('"run"', "ctx-json must be a JSON object"),
-    ],
-)
-def test_bad_ctx_json(ctx: str, message: str) -> None:
-    assert_failure(task_run(BASIC, "Basic", "first", ctx), message)
-
-
-def test_ctx_json_is_optional() -> None:
-    ex = task_run(BASIC, "Basic", "first", None)
+def test_ctx_json_is_optional(gust_task: Callable[..., Host]) -> None:
+    ex = gust_task(BASIC, "Basic", "first", None)
     assert ex.result["data"]["value"]["ctx"] == {}
 
 
-def test_missing_file(tmp_path: Path) -> None:
+def test_missing_file(tmp_path: Path, gust_task: Callable[..., Host]) -> None:
     missing = tmp_path / "nowhere.py"
     error = assert_failure(
-        task_run(missing, "Basic", "first"), f"Failed to load module from {missing}"
+        gust_task(missing, "Basic", "first"), f"Failed to load module from {missing}"
     )
     assert error["type"] == "FileNotFoundError"
 
 
-def test_syntax_error_names_the_line(tmp_path: Path) -> None:
+def test_syntax_error_names_the_line(tmp_path: Path, gust_task: Callable[..., Host]) -> None:
     bad = tmp_path / "bad.py"
     bad.write_text("from gust import Dag\n\nclass Bad(Dag)\n    pass\n")
-    error = assert_failure(task_run(bad, "Bad", "t"), f"Failed to load module from {bad}", None)
+    error = assert_failure(gust_task(bad, "Bad", "t"), f"Failed to load module from {bad}", None)
     assert error["type"] == "SyntaxError"
     assert "line 3" in error["traceback"]
 
 
-def test_import_error_of_the_module(tmp_path: Path) -> None:
+def test_import_error_of_the_module(tmp_path: Path, gust_task: Callable[..., Host]) -> None:
     bad = tmp_path / "imports.py"
     bad.write_text("import no_such_module_for_gust\n")
-    error = assert_failure(task_run(bad, "X", "t"), f"Failed to load module from {bad}")
+    error = assert_failure(gust_task(bad, "X", "t"), f"Failed to load module from {bad}")
     assert error["type"] == "ModuleNotFoundError"
     assert "no_such_module_for_gust" in error["details"]
 
 
-def test_unknown_dag_task_and_not_callable() -> None:
-    assert_failure(task_run(BASIC, "Nope", "first"), "Dag 'Nope' not found in module")
-    assert_failure(task_run(BASIC, "Basic", "nope"), "Task 'nope' not found on dag 'Basic'")
+def test_unknown_dag_task_and_not_callable(gust_task: Callable[..., Host]) -> None:
+    assert_failure(gust_task(BASIC, "Nope", "first"), "Dag 'Nope' not found in module")
+    assert_failure(gust_task(BASIC, "Basic", "nope"), "Task 'nope' not found on dag 'Basic'")
     assert_failure(
-        task_run(BASIC, "Basic", "not_callable"),
+        gust_task(BASIC, "Basic", "not_callable"),
         "Task 'not_callable' on dag 'Basic' is not callable",
     )
 
 
-def test_dag_constructor_failure_is_reported() -> None:
-    error = assert_failure(task_run(BASIC, "Broken", "t"), "Dag 'Broken' could not be created")
+def test_dag_constructor_failure_is_reported(gust_task: Callable[..., Host]) -> None:
+    error = assert_failure(gust_task(BASIC, "Broken", "t"), "Dag 'Broken' could not be created")
     assert error["details"] == "cannot build this dag"
 
 
-def test_plain_class_and_plain_callable_attribute_run() -> None:
-    assert task_run(BASIC, "Plain", "run").result["data"]["value"] == {"plain": True}
-    ex = task_run(BASIC, "Basic", "plain_method")
+def test_plain_class_and_plain_callable_attribute_run(gust_task: Callable[..., Host]) -> None:
+    assert gust_task(BASIC, "Plain", "run").result["data"]["value"] == {"plain": True}
+    ex = gust_task(BASIC, "Basic", "plain_method")
     assert ex.result["data"]["value"] == "not a task but callable"
-    assert task_run(BASIC, "Second", "only").result["data"]["value"] == "second dag"
+    assert gust_task(BASIC, "Second", "only").result["data"]["value"] == "second dag"
 
 
-def test_none_result() -> None:
-    assert task_run(BASIC, "Basic", "returns_none").result == {
+def test_none_result(gust_task: Callable[..., Host]) -> None:
+    assert gust_task(BASIC, "Basic", "returns_none").result == {
         "type": "result",
         "ok": True,
         "data": {"value": None},
     }
 
 
-def test_working_directory_is_importable(tmp_path: Path) -> None:
+def test_working_directory_is_importable(tmp_path: Path, gust_task: Callable[..., Host]) -> None:
     dag_dir = tmp_path / "dags"
     work = tmp_path / "work"
     dag_dir.mkdir()
@@ -179,64 +161,41 @@ def test_working_directory_is_importable(tmp_path: Path) -> None:
         "from cwd_helper import VALUE\nfrom gust import Dag, task\n\n"
         "class UsesCwd(Dag):\n    @task\n    def t(self, ctx):\n        return VALUE\n"
     )
-    ex = task_run(dag_dir / "uses_cwd.py", "UsesCwd", "t", cwd=work)
+    ex = gust_task(dag_dir / "uses_cwd.py", "UsesCwd", "t", cwd=work)
     assert ex.result["data"]["value"] == "from cwd"
 
 
-def test_start_arrives_even_when_the_import_hangs() -> None:
-    proc = subprocess.Popen(
-        gust_argv(
-            "task",
-            "run",
-            "--file",
-            str(DAGS / "hangs_on_import.py"),
-            "--dag",
-            "Hangs",
-            "--task",
-            "t",
-            "--ctx-json",
-            '{"run_id": 1}',
-        ),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        data = b""
-        while len(data) < 4 or len(data) < 4 + struct.unpack(">I", data[:4])[0]:
-            ready, _, _ = select.select([proc.stdout], [], [], 10)
-            assert ready, "no start frame within 10 s while the import hangs"
-            chunk = os.read(proc.stdout.fileno(), 4096)
-            assert chunk, "stdout closed before the start frame"
-            data += chunk
-        start = decode_payload(data[4:])
-        assert start == {"type": "start", "pid": proc.pid}
-        os.kill(start["pid"], signal.SIGKILL)  # what Gust does to cancel
-        assert proc.wait(10) == -signal.SIGKILL
-    finally:
-        proc.kill()
-        proc.wait()
+def test_start_arrives_even_when_the_import_hangs(gust_task: Callable[..., Host]) -> None:
+    def cancel(host: Host, frame: dict) -> None:
+        if frame["type"] == "start":
+            host.signal(signal.SIGKILL)  # what Gust does to cancel
+
+    ex = gust_task(DAGS / "hangs_on_import.py", "Hangs", "t", on_frame=cancel, timeout=10)
+    assert ex.frames == [{"type": "start", "pid": ex.pid}]
+    assert ex.returncode == -signal.SIGKILL
 
 
-def test_runs_from_a_temp_copy_named_like_gusts() -> None:
+def test_runs_from_a_temp_copy_named_like_gusts(gust_task: Callable[..., Host]) -> None:
     copy = Path(tempfile.gettempdir()) / "gust_py_dag_4242_basic.py"
     shutil.copy(BASIC, copy)
     try:
         # Gust runs with the DAGs folder as working directory: helpers there stay importable.
-        ex = task_run(copy, "Basic", "first", cwd=DAGS)
+        ex = gust_task(copy, "Basic", "first", cwd=DAGS)
         assert ex.result["data"]["value"]["helper"] == "from beside"
     finally:
         copy.unlink()
 
 
-def test_stdout_holds_only_frames_even_with_user_prints(tmp_path: Path) -> None:
+def test_stdout_holds_only_frames_even_with_user_prints(
+    tmp_path: Path, gust_task: Callable[..., Host]
+) -> None:
     dag = tmp_path / "printer.py"
     dag.write_text(
         "print('at import')\nfrom gust import Dag, task\n\n"
         "class Printer(Dag):\n    @task\n    def t(self, ctx):\n        print('in task')\n"
         "        return 1\n"
     )
-    ex = task_run(dag, "Printer", "t")
+    ex = gust_task(dag, "Printer", "t")
     assert ex.types() == ["start", "log", "log", "result"]
     assert ex.logs() == [("info", "at import"), ("info", "in task")]
     assert json.loads(json.dumps(ex.frames)) == ex.frames

@@ -1,7 +1,7 @@
 """Hostile tasks, hosts and inputs against the real CLI (issue 10, the child side).
 
 Each test runs ``python -m gust task run`` on a task of ``sandbox_dags/hostile.py`` under the
-small host of ``test_sandbox.py``, which fails on any torn frame (its decoder raises), on a
+test host of ``_host.py``, which fails on any torn frame (its decoder raises), on a
 second final frame, and on a process still alive after its deadline. A hang is a failure: the
 deadlines are generous (the machine is shared) but always there.
 """
@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_sandbox import NO_REPLY, REPO, Host
+from _host import NO_REPLY, REPO, SANDBOX_DAGS, Host, task_argv
 
 from gust.protocol import MAX_TEXT, encode_frame, reply_error, reply_ok
 
-HOSTILE = Path(__file__).resolve().parent / "sandbox_dags" / "hostile.py"
+HOSTILE = SANDBOX_DAGS / "hostile.py"
 
 #: Quotes, a backslash, a newline, non-ASCII and an emoji: every escape Python may apply.
 NASTY = "pa\"ss'w\\ord-line-one\nséc€et-😀-line-two"
@@ -34,8 +34,7 @@ SECRETS = {
 
 
 def argv(task: str, file: Path = HOSTILE, ctx: str | None = '{"run_id": 1}') -> list[str]:
-    args = ["task", "run", "--file", str(file), "--dag", "Hostile", "--task", task]
-    return args if ctx is None else [*args, "--ctx-json", ctx]
+    return task_argv(file, "Hostile", task, ctx)
 
 
 def run(task: str, **kw: Any) -> Host:
@@ -69,7 +68,7 @@ def test_an_alarm_handler_that_raises_never_tears_a_frame() -> None:
     # an attempt a handler interrupted went out whole or not at all.
     numbers = [int(m[:6]) for m in msgs]
     assert numbers == sorted(set(numbers))
-    assert all(m[6:] == "a" * 300_000 for m in msgs)
+    assert msgs and all(m[6:] == "a" * 300_000 for m in msgs)
     assert len(msgs) >= value["attempts"] - value["alarms"]
 
 
@@ -262,6 +261,8 @@ SHAPE = "ctx-json has the wrong shape"
     [
         ("[" * 30_000 + "]" * 30_000, "ctx-json is not valid JSON", "--ctx-json is nested too"),
         ('{"run_id": 1', "ctx-json is not valid JSON", "--ctx-json: Expecting"),
+        ("{not json", "ctx-json is not valid JSON", "--ctx-json: Expecting property name"),
+        ('"run"', "ctx-json must be a JSON object", "--ctx-json holds a string"),
         ("[1, 2]", "ctx-json must be a JSON object", "--ctx-json holds an array"),
         ("null", "ctx-json must be a JSON object", "--ctx-json holds null"),
         ('{"run_id": "7"}', SHAPE, '--ctx-json: "run_id" must be an integer'),

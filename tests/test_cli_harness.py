@@ -11,50 +11,14 @@ import shutil
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
+from _host import HARNESS_DAGS, REPO, STORE, DagWriter, gone, harness, harness_json
 
-REPO = Path(__file__).resolve().parents[1]
-DAGS = REPO / "harness" / "dags"
-STORE = REPO / "harness" / "store.json"
-
-
-def harness(*args: str, cwd: Path = REPO, env: dict[str, str] | None = None):
-    return subprocess.run(
-        [sys.executable, "-m", "gust.harness", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, **(env or {})},
-    )
-
-
-def run_json(*args: str, **kw: Any) -> tuple[int, dict[str, Any]]:
-    proc = harness(*args, "--json", **kw)
-    assert proc.stdout.strip(), proc.stderr
-    return proc.returncode, json.loads(proc.stdout)
-
-
-def write_dag(folder: Path, name: str, body: str) -> Path:
-    path = folder / name
-    path.write_text(textwrap.dedent(body))
-    return path
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
+DAGS = HARNESS_DAGS
+run_json = harness_json
 
 
 # -- the shipped examples ----------------------------------------------------------------------
@@ -77,42 +41,6 @@ def test_hello_world_human_view(tmp_path: Path) -> None:
     assert re.fullmatch(r"run 1 of hello_world: ok in \d+\.\d\ds", lines[-1])
 
 
-def test_hello_world_json_report_shape() -> None:
-    code, report = run_json(str(DAGS / "hello_world.py"), "--store", str(STORE), "--run-id", "5")
-    assert code == 0
-    assert list(report) == [
-        "dag", "mod", "file", "run_id", "status", "duration_s", "tasks", "callback", "graph",
-    ]  # fmt: skip
-    assert (report["dag"], report["mod"], report["run_id"], report["status"]) == (
-        "hello_world",
-        "HelloWorld",
-        5,
-        "ok",
-    )
-    assert report["file"] == str(DAGS / "hello_world.py")
-    assert list(report["tasks"]) == ["hello", "prepare"]
-    hello = report["tasks"]["hello"]
-    assert list(hello) == [
-        "status", "attempts", "duration_s", "value", "error", "logs", "exit_code", "warnings",
-        "retry_delays", "spans", "stderr_tail",
-    ]  # fmt: skip
-    assert hello["value"] == {"greeting": "hello", "run_id": 5}
-    assert (hello["status"], hello["attempts"], hello["error"], hello["exit_code"]) == (
-        "ok",
-        1,
-        None,
-        0,
-    )
-    assert [set(e) for e in hello["logs"]] == [{"t", "level", "msg", "attempt"}]
-    assert hello["logs"][0]["msg"] == "token found: True (***)"
-    # run 5 is not in the store: prepare saw this run's hello
-    assert report["tasks"]["prepare"]["value"] == {"said": "hello, world"}
-    callback = report["callback"]
-    assert callback["fn"] == "done_my_run"
-    assert (callback["run_status"], callback["status"], callback["exit_code"]) == ("ok", "ok", 0)
-    assert [e["msg"] for e in callback["logs"]] == ["run 5 finished with status ok"]
-
-
 def test_task_alone_reads_its_upstream_from_the_store() -> None:
     code, report = run_json(
         str(DAGS / "hello_world.py"), "--store", str(STORE), "--task", "prepare"
@@ -123,51 +51,13 @@ def test_task_alone_reads_its_upstream_from_the_store() -> None:
     assert report["callback"] is None
 
 
-def test_diamond_middle_stage_runs_in_parallel() -> None:
-    start = time.monotonic()
-    code, report = run_json(str(DAGS / "diamond.py"), "--max-parallel", "4")
-    elapsed = time.monotonic() - start
-    assert code == 0
-    assert elapsed < 3.0  # four tasks of one second each, run at once
-    assert [t["status"] for t in report["tasks"].values()] == ["ok"] * 6
-    assert report["tasks"]["sink"]["value"] == {
-        "total": 36,
-        "parts": {"north": 3, "east": 7, "south": 11, "west": 15},
-    }
-    assert report["callback"] is None
-
-
-def test_failing_dag_skips_downstream_runs_the_rest_and_reports_error() -> None:
-    code, report = run_json(str(DAGS / "failing.py"), "--store", str(STORE))
-    assert code == 1
-    assert report["status"] == "error"
-    tasks = report["tasks"]
-    assert {n: t["status"] for n, t in tasks.items()} == {
-        "extract": "error",
-        "publish": "upstream_failed",
-        "audit": "ok",
-        "summarize": "ok",
-    }
-    extract = tasks["extract"]
-    assert extract["error"]["message"] == "Task execution failed"
-    assert extract["error"]["type"] == "ValueError"
-    assert extract["error"]["details"] == "the source table is empty"
-    assert [e["msg"] for e in extract["logs"]] == ["connecting to ***"]  # a json secret, masked
-    publish = tasks["publish"]
-    assert (publish["attempts"], publish["logs"], publish["exit_code"]) == (0, [], None)
-    assert publish["error"] == {"message": "upstream task(s) did not succeed: extract"}
-    assert tasks["audit"]["logs"][0]["level"] == "warning"
-    assert report["callback"]["run_status"] == "error"
-    assert report["callback"]["status"] == "ok"
-    assert [e["msg"] for e in report["callback"]["logs"]] == ["run 1 ended with status error"]
-
-
 # -- Gust's way of running a file --------------------------------------------------------------
 
 
-def test_tasks_run_from_a_gust_named_temp_copy_in_the_dags_folder(tmp_path: Path) -> None:
+def test_tasks_run_from_a_gust_named_temp_copy_in_the_dags_folder(
+    tmp_path: Path, write_dag: DagWriter
+) -> None:
     write_dag(
-        tmp_path,
         "where.py",
         """\
         import os
@@ -220,11 +110,12 @@ else:
 """
 
 
-def test_bad_children_are_reported_precisely_while_the_run_goes_on(tmp_path: Path) -> None:
+def test_bad_children_are_reported_precisely_while_the_run_goes_on(
+    tmp_path: Path, write_dag: DagWriter
+) -> None:
     fake = tmp_path / "fakegust.py"
     fake.write_text(FAKE_GUST)
     write_dag(
-        tmp_path,
         "mixed.py",
         """\
         from gust import Dag, task
@@ -299,9 +190,10 @@ def test_bad_children_are_reported_precisely_while_the_run_goes_on(tmp_path: Pat
     assert "surrogate  | half a pair: \ufffd" in human.stdout.splitlines()
 
 
-def test_a_closed_stdout_silences_the_view_but_not_the_run(tmp_path: Path) -> None:
+def test_a_closed_stdout_silences_the_view_but_not_the_run(
+    tmp_path: Path, write_dag: DagWriter
+) -> None:
     write_dag(
-        tmp_path,
         "slowish.py",
         """\
         import time
@@ -331,9 +223,8 @@ def test_a_closed_stdout_silences_the_view_but_not_the_run(tmp_path: Path) -> No
     assert (tmp_path / "ran").read_text() == "yes"
 
 
-def test_timeout_kills_the_task_and_its_grandchildren(tmp_path: Path) -> None:
+def test_timeout_kills_the_task_and_its_grandchildren(tmp_path: Path, write_dag: DagWriter) -> None:
     write_dag(
-        tmp_path,
         "hang.py",
         """\
         import subprocess, time
@@ -363,16 +254,12 @@ def test_timeout_kills_the_task_and_its_grandchildren(tmp_path: Path) -> None:
     # the runtime reported the SIGTERM in-band before it exited
     assert stuck["error"]["task_error"]["message"] == "Task interrupted by SIGTERM"
     grandchild = int(stuck["logs"][0]["msg"])
-    deadline = time.monotonic() + 3
-    while alive(grandchild) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not alive(grandchild)
+    assert gone(grandchild)
     assert report["tasks"]["quick"]["value"] == "done"
 
 
-def test_retries_with_backoff(tmp_path: Path) -> None:
+def test_retries_with_backoff(tmp_path: Path, write_dag: DagWriter) -> None:
     write_dag(
-        tmp_path,
         "flaky.py",
         """\
         import os
@@ -409,25 +296,6 @@ def test_retries_with_backoff(tmp_path: Path) -> None:
     )
 
 
-def test_four_retries_wait_s_2s_4s_8s(tmp_path: Path) -> None:
-    write_dag(
-        tmp_path,
-        "always.py",
-        """        from gust import Dag, task
-
-        class Always(Dag):
-            @task
-            def fails(self, ctx):
-                raise RuntimeError("no")
-        """,
-    )
-    code, report = run_json("always.py", "--retries", "4", "--backoff", "0.01", cwd=tmp_path)
-    assert code == 1
-    fails = report["tasks"]["fails"]
-    assert fails["attempts"] == 5
-    assert fails["retry_delays"] == [0.01, 0.02, 0.04, 0.08]
-
-
 # -- outputs -----------------------------------------------------------------------------------
 
 
@@ -459,7 +327,7 @@ def test_report_file_and_record_dir(tmp_path: Path) -> None:
 # -- refusals: exit 2, nothing runs -------------------------------------------------------------
 
 
-def test_usage_store_and_parse_errors_exit_2(tmp_path: Path) -> None:
+def test_usage_store_and_parse_errors_exit_2(tmp_path: Path, write_dag: DagWriter) -> None:
     bad_store = tmp_path / "store.json"
     bad_store.write_text('{"runs": {"1": {"hello": "hi"}}}')
     proc = harness("harness/dags/hello_world.py", "--store", str(bad_store))
@@ -471,7 +339,6 @@ def test_usage_store_and_parse_errors_exit_2(tmp_path: Path) -> None:
     assert proc.stdout == ""
 
     cyclic = write_dag(
-        tmp_path,
         "cyclic.py",
         """\
         from gust import Dag, task
@@ -488,7 +355,7 @@ def test_usage_store_and_parse_errors_exit_2(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert re.fullmatch(rf"Error: {re.escape(str(cyclic))}:\d+: .*cycle.*\n", proc.stderr)
 
-    broken = write_dag(tmp_path, "broken.py", "from gust import Dag\n\ndef oops(:\n")
+    broken = write_dag("broken.py", "from gust import Dag\n\ndef oops(:\n")
     proc = harness(str(broken))
     assert proc.returncode == 2
     assert proc.stderr.startswith(f"Error: {broken}:3: ")
@@ -531,7 +398,7 @@ class Long(Dag):
 
 def start_long_run(tmp_path: Path, *args: str, **env: str) -> tuple[subprocess.Popen[str], int]:
     """Start the harness on LONG_DAG; return it once ``stuck`` logged its grandchild's pid."""
-    write_dag(tmp_path, "long.py", LONG_DAG)
+    (tmp_path / "long.py").write_text(LONG_DAG)
     private_tmp = tmp_path / "tmp"
     private_tmp.mkdir()
     proc = subprocess.Popen(
@@ -548,13 +415,6 @@ def start_long_run(tmp_path: Path, *args: str, **env: str) -> tuple[subprocess.P
         if found:
             return proc, int(found.group(1))
     raise AssertionError(f"the task never logged its pid: {proc.communicate()}")
-
-
-def wait_gone(pid: int, seconds: float = 3) -> bool:
-    deadline = time.monotonic() + seconds
-    while alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return not alive(pid)
 
 
 @pytest.mark.timeout(60)
@@ -575,7 +435,7 @@ def test_an_interrupt_ends_tasks_as_a_timeout_does_and_still_reports(tmp_path, s
     assert stuck["error"]["task_error"]["message"] == "Task interrupted by SIGTERM"
     assert (after["status"], after["attempts"]) == ("interrupted", 0)
     assert report["callback"] is None
-    assert wait_gone(grandchild)
+    assert gone(grandchild)
     assert list((tmp_path / "tmp").iterdir()) == []  # the temp copy is gone
 
 
@@ -597,7 +457,7 @@ def test_a_second_interrupt_kills_at_once(tmp_path) -> None:
         "interrupted: its process group got SIGTERM, then SIGKILL"
     )
     assert not (tmp_path / "finally_ran").exists()
-    assert wait_gone(grandchild)
+    assert gone(grandchild)
     assert list((tmp_path / "tmp").iterdir()) == []
 
 
@@ -635,7 +495,7 @@ def test_an_interrupt_during_gust_parse_leaves_nothing_behind(tmp_path, sig) -> 
     _, err = proc.communicate(timeout=20)
     assert proc.returncode == 130
     assert err == "\nError: interrupted before the run started; nothing ran\n"
-    assert wait_gone(parser)
+    assert gone(parser)
 
 
 ARGV_LOGGER = """\

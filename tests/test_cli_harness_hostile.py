@@ -9,45 +9,13 @@ misbehave (send its result, then refuse to die), a small scripted runtime given 
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            state = f.read().rsplit(b")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state not in (b"Z", b"X")
-
-
-def wait_gone(pids: list[int], seconds: float = 3.0) -> list[int]:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and any(alive(p) for p in pids):
-        time.sleep(0.05)
-    return [p for p in pids if alive(p)]
-
-
-def harness(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 60):
-    return subprocess.run(
-        [sys.executable, "-m", "gust.harness", *args],
-        cwd=cwd,
-        env={**os.environ, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
+from _host import REPO, gone, harness
 
 ONE_TASK = """\
 from gust import Dag, task
@@ -116,7 +84,7 @@ def test_a_task_that_will_not_die_cannot_outlive_its_timeout_nor_the_harness(tmp
     # The one with a cleared environment is found as an orphan of the harness at its end.
     assert "Warning: killed 1 process(es) the tasks left running" in proc.stderr
     assert f"{cleared} sleep 301" in proc.stderr
-    assert wait_gone([escaped, cleared, runtime_pid]) == []
+    assert gone([escaped, cleared, runtime_pid])
 
 
 SECRET = "hunter2-Pa55word!"

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+from _host import HARNESS_DAGS, harness
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -26,18 +25,7 @@ from gust.harness.store import (
     store_from_data,
 )
 
-REPO = Path(__file__).resolve().parents[1]
-HELLO = REPO / "harness" / "dags" / "hello_world.py"
-
-
-def harness(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gust.harness", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+HELLO = HARNESS_DAGS / "hello_world.py"
 
 
 def refused(tmp_path: Path, text: str) -> str:

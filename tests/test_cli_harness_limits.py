@@ -6,32 +6,16 @@ tail, a skip that is not transitive) fails it.
 
 from __future__ import annotations
 
-import json
-import os
 import shlex
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from _host import harness_json
 
 from gust import protocol
 
-
-def run_json(
-    *args: str, cwd: Path, timeout: float = 60, env: dict[str, str] | None = None
-) -> tuple[int, dict]:
-    proc = subprocess.run(
-        [sys.executable, "-m", "gust.harness", *args, "--json"],
-        cwd=cwd,
-        env={**os.environ, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    assert proc.stdout, proc.stderr
-    return proc.returncode, json.loads(proc.stdout)
+run_json = harness_json
 
 
 ONE = """\

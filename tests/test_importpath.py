@@ -17,8 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from tests._host import task_run
+from _host import task_run
 
 DAG = """
 from gust import Dag, task
