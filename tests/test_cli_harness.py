@@ -567,3 +567,71 @@ def test_gust_harness_is_the_same_command_and_loads_only_when_named() -> None:
         capture_output=True, text=True, timeout=30, check=True,
     )  # fmt: skip
     assert lazy.stdout.strip() == "False"
+
+
+MANY_PROBLEMS = """\
+from gust import Dag, task
+
+class Etl(Dag):
+    def __init__(self):
+        super().__init__(schedule="every tuesday at noon", on_finished_callback="don")
+
+    @task(downstream="tranform")
+    def extract(self, ctx):
+        return 1
+
+    @task(downstream=list())
+    def transform(self, ctx):
+        return 2
+
+    def done(self, status, run):
+        pass
+
+class Other(Dag):
+    @task
+    def x(self, ctx):
+        pass
+"""
+
+
+def test_every_parse_problem_is_shown_as_file_line_message(tmp_path: Path) -> None:
+    dag = tmp_path / "etl.py"
+    dag.write_text(MANY_PROBLEMS)
+    proc = subprocess.run(
+        [sys.executable, "-m", "gust.harness", str(dag)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().split("\n")
+    assert lines[0] == (
+        f"Error: gust parse found 5 problems in {dag} (Gust shows the first as its parsing error):"
+    )
+    assert (
+        lines[1]
+        == f"{dag}:5: on_finished_callback 'don' names no method of Etl; did you mean 'done'?"
+    )
+    assert lines[2].startswith(
+        f"{dag}:5: schedule 'every tuesday at noon' is not one Gust understands"
+    )
+    assert lines[3] == (
+        f"{dag}:7: task 'extract' names downstream 'tranform', which is not a task of Etl; "
+        "did you mean 'transform'?"
+    )
+    assert lines[4] == (
+        f"{dag}:11: note: downstream of task 'transform' cannot be read statically: list() is "
+        "not a literal; left at []"
+    )
+    assert lines[5].startswith(f"{dag}:18: note: Other is a second DAG class in this file")
+    # Fixed, the notes stay where the author looks: at the head of the run.
+    dag.write_text(
+        MANY_PROBLEMS.replace('"don"', '"done"').replace("every tuesday at noon", "@daily")
+        .replace("tranform", "transform")
+    )  # fmt: skip
+    view = subprocess.run(
+        [sys.executable, "-m", "gust.harness", str(dag), "--no-color"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert view.returncode == 0, view.stderr
+    head = view.stdout.split("\n")
+    assert head[1].startswith(f"  {dag}:11: note: downstream of task 'transform'")
+    assert head[2].startswith(f"  {dag}:18: note: Other is a second DAG class in this file")

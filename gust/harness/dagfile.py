@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
@@ -131,17 +132,39 @@ def _tail(text: str, lines: int = 15) -> str:
     return "\n".join(text.rstrip().split("\n")[-lines:])
 
 
+_LINE_PREFIX = re.compile(r"line (\d+): (?:also an error: )?")
+
+
+def _located(message: Any, path: str) -> str:
+    """A parser message as ``file:line: text`` (``line N: ...`` is how the parser places it);
+    one that is not an error (a value left at its default, a second DAG class) says ``note``."""
+    text = message if isinstance(message, str) else json.dumps(message)
+    found = _LINE_PREFIX.match(text)
+    if found is None:
+        return f"{path}: {text}"
+    kind = "" if "also an error: " in found.group(0) else "note: "
+    return f"{path}:{found.group(1)}: {kind}{text[found.end() :]}"
+
+
 def _check_entry(entry: Any, path: str) -> DagPlan:
     where = f"`gust parse` output for {path}"
     if not isinstance(entry, dict):
         raise DagFileError(f"{where}: an entry is not an object")
+    raw_messages = entry.get("messages") if isinstance(entry.get("messages"), list) else []
+    messages = [_located(m, path) for m in raw_messages]
     error = entry.get("error")
     if isinstance(error, dict) and error:
         line = error.get("line")
         file = error.get("file") or path
         description = error.get("description", "parsing error")
         place = f"{file}:{line}" if isinstance(line, int) else str(file)
-        raise DagFileError(f"{place}: {description}")
+        problems = [f"{place}: {description}", *messages]
+        if len(problems) == 1:
+            raise DagFileError(problems[0])
+        raise DagFileError(
+            f"gust parse found {len(problems)} problems in {path} (Gust shows the first as its "
+            "parsing error):\n" + "\n".join(problems)
+        )
     mod = entry.get("mod")
     tasks_raw = entry.get("tasks")
     file_path = entry.get("file_path")
@@ -167,7 +190,6 @@ def _check_entry(entry: Any, path: str) -> DagPlan:
     options = entry.get("options") if isinstance(entry.get("options"), dict) else {}
     callback = options.get("on_finished_callback")
     schedule = options.get("schedule")
-    messages = entry.get("messages") if isinstance(entry.get("messages"), list) else []
     return DagPlan(
         name=os.path.splitext(os.path.basename(path))[0],
         mod=mod,
@@ -177,7 +199,7 @@ def _check_entry(entry: Any, path: str) -> DagPlan:
         stages=compute_stages(tasks),
         on_finished_callback=callback if isinstance(callback, str) and callback else None,
         schedule=schedule if isinstance(schedule, str) else None,
-        messages=tuple(m if isinstance(m, str) else json.dumps(m) for m in messages),
+        messages=tuple(messages),
     )
 
 

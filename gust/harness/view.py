@@ -239,7 +239,7 @@ class HumanView(RunObserver):
             f"{count} in {len(stages)} stage{'s' if len(stages) != 1 else ''}"
         )
         lines = [self._paint(header, "bold")]
-        lines += [self._paint(f"  note from gust parse: {m}", "yellow") for m in plan.messages]
+        lines += [self._paint(f"  {m}", "yellow") for m in plan.messages]
         lines += [
             self._paint(f"  stage {i}: {', '.join(stage)}", "dim")
             for i, stage in enumerate(stages, 1)
