@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 import time
 
 import pytest
@@ -198,3 +199,35 @@ def test_the_tail_never_starts_inside_a_secret():
     os.close(w)
     collector.join(5)
     assert collector.tail_text(5) == "last"
+
+
+@pytest.mark.timeout(30)
+def test_reaping_orphans_never_takes_the_status_of_a_child_being_spawned(monkeypatch):
+    """A host thread reaping orphans while another spawns must leave the new child's exit
+    status to its Popen (stolen, ``Popen.wait`` would report 0 for a child that exited 3)."""
+    from gust._process import _tree
+
+    monkeypatch.setattr(_tree, "_subreaper", True)
+    real_popen = _process._child.subprocess.Popen
+    reapers = []
+
+    def popen_then_reap(*args, **kwargs):
+        proc = real_popen(*args, **kwargs)
+        # The child exits at once; reap while its pid is not yet known as ours.
+        deadline = time.monotonic() + 10
+        while not _tree._is_zombie(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        reaper = threading.Thread(target=_process.reap_orphans)
+        reaper.start()
+        reaper.join(0.5)
+        reapers.append(reaper)
+        return proc
+
+    monkeypatch.setattr(_process._child.subprocess, "Popen", popen_then_reap)
+    child = _process.spawn([sys.executable, "-c", "raise SystemExit(3)"], stdin=False)
+    try:
+        assert child.wait(10) == 3
+    finally:
+        child.close()
+        for reaper in reapers:
+            reaper.join(5)

@@ -22,6 +22,7 @@ from gust._process._tree import (
     _pgid,
     _popen_pids,
     _signal_pid,
+    _spawn_lock,
     descendants,
 )
 
@@ -226,17 +227,18 @@ def spawn(
     token = secrets.token_hex(8)
     environ = dict(os.environ if env is None else env)
     environ[TOKEN_ENV] = token
-    proc = subprocess.Popen(
-        list(argv),
-        stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
-        stdout=subprocess.PIPE if stdout else None,
-        stderr=subprocess.PIPE if stderr else None,
-        cwd=cwd,
-        env=environ,
-        start_new_session=True,
-        bufsize=0,
-    )
-    _popen_pids.add(proc.pid)
+    with _spawn_lock:
+        proc = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+            stdout=subprocess.PIPE if stdout else None,
+            stderr=subprocess.PIPE if stderr else None,
+            cwd=cwd,
+            env=environ,
+            start_new_session=True,
+            bufsize=0,
+        )
+        _popen_pids.add(proc.pid)
     return Child(proc, token)
 
 

@@ -9,6 +9,7 @@ import contextlib
 import os
 import signal
 import sys
+import threading
 import time
 from typing import Final
 
@@ -16,6 +17,10 @@ _PR_SET_CHILD_SUBREAPER: Final = 36
 
 #: Pids of the children this process spawned (their Popen reaps them, never :func:`reap_orphans`).
 _popen_pids: set[int] = set()
+#: Held from a spawn's fork until its pid is in :data:`_popen_pids`, and while reaping: a
+#: child that exits at once must not be taken for an orphan (``Popen.wait`` would then find
+#: it gone and report status 0).
+_spawn_lock = threading.Lock()
 #: Whether :func:`become_subreaper` succeeded: orphans are then this process's to reap.
 _subreaper = False
 
@@ -143,10 +148,11 @@ def _signal_pid(pid: int, sig: int) -> bool:
 def _reap_orphan(pid: int) -> None:
     # An orphan re-parented to us (subreaper) is ours to wait for; a child spawned through a
     # Popen is its Popen's to reap.
-    if pid in _popen_pids:
-        return
-    with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, os.WNOHANG)
+    with _spawn_lock:
+        if pid in _popen_pids:
+            return
+        with contextlib.suppress(ChildProcessError, OSError):
+            os.waitpid(pid, os.WNOHANG)
 
 
 def reap_orphans() -> None:
@@ -154,9 +160,10 @@ def reap_orphans() -> None:
     :func:`become_subreaper`; without it there are none, and nothing is touched)."""
     if not _subreaper:
         return
-    for pid in _children_of(os.getpid()):
-        if pid not in _popen_pids and _is_zombie(pid):
-            _reap_orphan(pid)
+    with _spawn_lock:
+        zombies = [p for p in _children_of(os.getpid()) if p not in _popen_pids and _is_zombie(p)]
+    for pid in zombies:
+        _reap_orphan(pid)
 
 
 def kill_descendants(settle: float = 1.0) -> list[str]:
