@@ -710,7 +710,8 @@ def _scale_row(
     cores: int,
 ) -> dict[str, Any]:
     run_s = median([r["run_s"] for r in rs])
-    floor = median([r["children_cpu_s"] for r in rs]) / cores
+    # A chain runs one task at a time: its floor is its children's CPU on one core.
+    floor = median([r["children_cpu_s"] for r in rs]) / (1 if shape == "chain" else cores)
     return {
         "name": label,
         "shape": shape,
@@ -861,8 +862,9 @@ def render_table(results: dict[str, Any]) -> str:
         s = results["scale"]
         out += [
             "",
-            f"5. Harness at scale on {s['cores']} cores (floor = children's CPU / cores; the wide "
-            f"stage is the median of {s['repeats']}, side by side with the previous default)",
+            f"5. Harness at scale on {s['cores']} cores (floor = children's CPU / cores, one core "
+            f"for a chain; the wide stage is the median of {s['repeats']}, side by side with the "
+            "previous default)",
             f"   {'run':48} {'run s':>7} {'floor s':>8} {'x floor':>8} "
             f"{'host CPU ms/task':>17} {'peak RSS MiB':>13}  budget",
         ]

@@ -280,7 +280,7 @@ def log(msg: Any, level: str = "info") -> None:
     Raises:
         LogLevelError: ``level`` is none of those (a ``ValueError``).
     """
-    if level not in _LEVELS:
+    if type(level) is not str or level not in _LEVELS:  # an unhashable level is refused too
         level = _check_level(level)
     text = msg if isinstance(msg, str) else str(msg)
     session = _session

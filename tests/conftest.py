@@ -6,6 +6,8 @@ hand out what most tests would otherwise build by hand.
 
 from __future__ import annotations
 
+import os
+import tempfile
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,6 +17,30 @@ import pytest
 from _host import REPO, ChannelPair, Host, task_argv
 
 from gust import calls
+
+# -- mutation runs ----------------------------------------------------------------------------
+# mutmut runs this suite from its copy of the tree, ``mutants/``. The subprocesses the tests
+# start (``gust task run``, the harness) must import the mutated package too, and tell mutmut
+# which functions they ran (see tests/_mutation/sitecustomize.py).
+MUTATION_RUN = REPO.name == "mutants"
+
+if MUTATION_RUN:
+    _HITS = tempfile.mkdtemp(prefix="gust-mutmut-hits-")
+    os.environ["MUTMUT_GUST_HITS"] = _HITS
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(REPO / "tests" / "_mutation"), str(REPO), os.environ.get("PYTHONPATH")) if p
+    )
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_teardown(item: pytest.Item) -> None:
+        """Hand mutmut the functions this test's subprocesses ran, before mutmut's own
+        teardown hook files the test under each function hit."""
+        from mutmut.state import state
+
+        for entry in os.scandir(_HITS):
+            with open(entry.path, encoding="utf-8") as handle:
+                state()._stats.update(handle.read().split())
+            os.unlink(entry.path)
 
 # -- fixtures ---------------------------------------------------------------------------------
 

@@ -3,14 +3,15 @@ skipped, a host breaking the order found out, masking of what the session sends.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 
 import pytest
 from _host import ChannelPair
 
-from gust import protocol
-from gust.errors import CallTimeoutError, HostGoneError, HostProtocolError
+from gust import calls, protocol
+from gust.errors import CallTimeoutError, HostGoneError, HostProtocolError, LogLevelError
 from gust.masking import SecretMasker
 from gust.protocol import reply_ok
 
@@ -73,3 +74,12 @@ def test_secrets_are_masked_longest_first_and_short_ones_are_kept(
     channel_pair.session.masker = masker
     channel_pair.session.log("token abcdef")
     assert channel_pair.sent()[0]["msg"] == "token ***"
+
+
+@pytest.mark.parametrize("level", [5, None, b"info", ["info"]])
+def test_a_level_that_is_not_a_string_is_refused_naming_it(
+    channel_pair: ChannelPair, level: object
+) -> None:
+    with pytest.raises(LogLevelError, match=f"not {re.escape(repr(level))}$"):
+        calls.log("hello", level=level)  # type: ignore[arg-type]
+    assert channel_pair.sent() == []
