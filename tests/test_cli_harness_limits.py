@@ -135,10 +135,14 @@ class Chain(Dag):
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize(("mode", "status"), [("error", "error"), ("timeout", "timeout")])
-def test_upstream_failed_is_transitive_and_an_independent_branch_still_runs(tmp_path, mode, status):
+@pytest.mark.parametrize(
+    ("mode", "status", "timeout"), [("error", "error", "30"), ("timeout", "timeout", "1")]
+)
+def test_upstream_failed_is_transitive_and_an_independent_branch_still_runs(
+    tmp_path, mode, status, timeout
+):
     (tmp_path / "chain.py").write_text(CHAIN.format(mode=mode))
-    code, report = run_json("chain.py", "--timeout", "1", "--grace", "0.5", cwd=tmp_path)
+    code, report = run_json("chain.py", "--timeout", timeout, "--grace", "0.5", cwd=tmp_path)
     assert code == 1
     tasks = report["tasks"]
     assert tasks["a"]["status"] == status
