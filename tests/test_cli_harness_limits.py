@@ -136,7 +136,7 @@ class Chain(Dag):
 
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize(
-    ("mode", "status", "timeout"), [("error", "error", "30"), ("timeout", "timeout", "1")]
+    ("mode", "status", "timeout"), [("error", "error", "30"), ("timeout", "timeout", "5")]
 )
 def test_upstream_failed_is_transitive_and_an_independent_branch_still_runs(
     tmp_path, mode, status, timeout
