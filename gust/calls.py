@@ -112,8 +112,11 @@ class Session:
         masker = self.masker
         if len(text) > protocol.MAX_TEXT:
             size = len(text)
-            # Mask a head that holds every secret starting before the cut, then cut it.
-            head = masker.mask(text[: protocol.MAX_TEXT + masker.longest])
+            # Mask a head that holds every secret starting before the cut, then drop its last
+            # `longest` characters: a secret sliced in two by the head's end sits there unmasked
+            # (masking may have shrunk the head below the cut, so cap_text would keep it).
+            longest = masker.longest
+            head = masker.mask(text[: protocol.MAX_TEXT + longest])[: -longest or None]
             return protocol.cap_text(head, size=size)
         pattern = masker.pattern
         return text if pattern is None else pattern.sub("***", text)

@@ -3,6 +3,7 @@ skipped, a host breaking the order found out, masking of what the session sends.
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import time
@@ -11,7 +12,15 @@ import pytest
 from _host import ChannelPair
 
 from gust import calls, protocol
-from gust.errors import CallTimeoutError, HostGoneError, HostProtocolError, LogLevelError
+from gust._channel import FdChannel
+from gust.errors import (
+    CallError,
+    CallTimeoutError,
+    HostGoneError,
+    HostProtocolError,
+    LogLevelError,
+    NotInTaskError,
+)
 from gust.masking import SecretMasker
 from gust.protocol import reply_ok
 
@@ -83,3 +92,180 @@ def test_a_level_that_is_not_a_string_is_refused_naming_it(
     with pytest.raises(LogLevelError, match=f"not {re.escape(repr(level))}$"):
         calls.log("hello", level=level)  # type: ignore[arg-type]
     assert channel_pair.sent() == []
+
+
+def test_legacy_frames_go_through_the_active_session(channel_pair: ChannelPair) -> None:
+    calls.send_frame({"type": "telemetry", "n": 1})
+    assert channel_pair.sent() == [{"type": "telemetry", "n": 1}]
+    channel_pair.reply(reply_ok("raw"))
+    assert calls._read_frame() == reply_ok("raw")
+    channel_pair.session.call_timeout = 0.05
+    guard = threading.Timer(10, channel_pair.close)  # never wait past it, whatever happens
+    guard.start()
+    try:
+        with pytest.raises(CallTimeoutError) as info:
+            calls._read_frame()
+    finally:
+        guard.cancel()
+    assert str(info.value) == "no answer within 0.05 s while waiting for a frame from the host"
+
+
+def test_legacy_frames_without_a_session_use_stdout_and_stdin(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As earlier releases did: frames out on the process's stdout, replies in on its stdin."""
+    out_r, out_w = os.pipe()
+    in_r, in_w = os.pipe()
+    os.write(in_w, protocol.encode_frame(reply_ok("from stdin")))
+    os.close(in_w)
+    monkeypatch.setattr(calls, "_fallback", None)
+    with open(out_w, "w") as stdout, open(in_r) as stdin, open(out_r, "rb") as frames:
+        monkeypatch.setattr("sys.stdout", stdout)
+        monkeypatch.setattr("sys.stdin", stdin)
+        calls.send_frame({"type": "telemetry"})
+        calls.send_frame({"type": "telemetry", "n": 2})
+        assert calls._read_frame() == reply_ok("from stdin")
+        with pytest.raises(HostGoneError) as info:
+            calls._read_frame()
+        assert str(info.value) == (
+            "the host closed the channel while we waited for a frame from the host"
+        )
+        stdout.close()
+        decoder = protocol.FrameDecoder()
+        decoder.feed(frames.read())
+        assert decoder.frames() == [{"type": "telemetry"}, {"type": "telemetry", "n": 2}]
+
+
+def test_get_task_by_name_run_names_itself_in_every_refusal(channel_pair: ChannelPair) -> None:
+    op = "get_task_by_name_run"
+    with pytest.raises(CallError) as info:
+        calls.get_task_by_name_run(7, 1)  # type: ignore[arg-type]
+    assert (str(info.value), info.value.op) == (f"{op}() takes the name as a str, not int", op)
+    long = "t" * (protocol.MAX_TEXT + 1)
+    with pytest.raises(CallError) as info:
+        calls.get_task_by_name_run(long, 1)
+    assert str(info.value) == (
+        f"{op}() name of {len(long)} characters is over the limit of {protocol.MAX_TEXT}"
+    )
+    assert info.value.op == op
+    channel_pair.close()
+    with pytest.raises(HostGoneError):  # a name of exactly the limit is asked for
+        calls.get_task_by_name_run("t" * protocol.MAX_TEXT, 1)
+    with pytest.raises(HostGoneError) as info:
+        calls.get_task_by_name_run("up", 3)
+    assert str(info.value) == (
+        f"the host closed the channel while we waited for the reply to {op}('up', 3)"
+    )
+    calls.activate(None)
+    with pytest.raises(NotInTaskError) as info:
+        calls.get_task_by_name_run("up", 3)
+    assert str(info.value).startswith(f"{op} needs a host to answer it: ")
+    assert info.value.op == op
+
+
+def test_a_secret_asked_for_is_returned_and_masked_in_every_later_log(
+    channel_pair: ChannelPair,
+) -> None:
+    secret = {"id": 1, "name": "DB", "value_type": "string", "value": "pa55word!"}
+    replies = [reply_ok(secret), protocol.reply_error("secret_not_found")]
+
+    def answer_each_call() -> None:  # a host answers a call only once it has seen it
+        deadline = time.monotonic() + 10
+        for n, reply in enumerate(replies, start=1):
+            while len(channel_pair.sent()) < 2 * n - 1 and time.monotonic() < deadline:
+                time.sleep(0.005)
+            channel_pair.reply(reply)
+
+    host = threading.Thread(target=answer_each_call)
+    host.start()
+    assert calls.get_secret_by_name("DB") == secret
+    calls.log("connecting with pa55word!")
+    assert calls.get_secret_by_name("NOPE") is None
+    host.join()
+    assert channel_pair.sent() == [
+        protocol.call_get_secret("DB"),
+        protocol.log_frame("connecting with ***"),
+        protocol.call_get_secret("NOPE"),
+    ]
+    op = "get_secret_by_name"
+    with pytest.raises(CallError) as info:
+        calls.get_secret_by_name(None)  # type: ignore[arg-type]
+    assert (str(info.value), info.value.op) == (f"{op}() takes the name as a str, not NoneType", op)
+    calls.activate(None)
+    with pytest.raises(NotInTaskError) as info:
+        calls.get_secret_by_name("DB")
+    assert str(info.value).startswith(f"{op} needs a host to answer it: ")
+    assert info.value.op == op
+
+
+def test_a_forked_child_logs_to_stderr_refuses_calls_and_lets_go_of_the_pipes(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """What a process forked from the task (``multiprocessing``) gets: its session detached."""
+    out_r, out_w = os.pipe()
+    in_r, in_w = os.pipe()
+    os.close(in_r)  # already closed in the child: detaching must not fail on it
+    session = calls.Session(FdChannel(out_w, in_r))
+    session.detach_after_fork()
+    with pytest.raises(OSError):
+        os.fstat(out_w)  # the host's pipe is no longer held open by the child
+    os.close(in_w)
+    assert os.read(out_r, 100) == b""  # end of file: the child held no writer
+    os.close(out_r)
+    session.log("child line", "warning")
+    with pytest.raises(NotInTaskError) as info:
+        session.call(protocol.call_get_secret("x"), "get_secret_by_name('x')")
+    assert str(info.value) == (
+        "get_secret_by_name('x') cannot be answered here: "
+        "a process forked from the task has no host channel"
+    )
+    out, err = capfd.readouterr()
+    assert (out, err) == ("", "[gust warning] child line\n")  # the refused call wrote nothing
+
+
+def test_the_call_timeout_is_read_from_the_environment_or_refused_naming_the_setting() -> None:
+    assert calls.call_timeout_from_env({}) is None
+    assert calls.call_timeout_from_env({"GUST_CALL_TIMEOUT": "  "}) is None
+    assert calls.call_timeout_from_env({"GUST_CALL_TIMEOUT": " 2.5 "}) == 2.5
+    assert calls.call_timeout_from_env({"GUST_CALL_TIMEOUT": "1e-3"}) == 0.001
+    for raw in ["0", "-1", "nan", "inf", "soon", "1s"]:
+        with pytest.raises(ValueError) as info:
+            calls.call_timeout_from_env({"GUST_CALL_TIMEOUT": f" {raw}"})
+        assert str(info.value) == (
+            f"GUST_CALL_TIMEOUT must be a positive number of seconds, not {raw!r}"
+        )
+
+
+def test_a_line_over_the_limit_is_masked_before_it_is_cut(channel_pair: ChannelPair) -> None:
+    """Masking first shortens the line, so text past the raw limit can end up kept: nothing of
+    a secret that straddles the limit shows, and the note counts the whole line."""
+    secret = "hunter2-secret"
+    assert channel_pair.session.clean("no secret yet") == "no secret yet"
+    channel_pair.session.masker.register(secret)
+    start = (secret + " ") * 10  # masked, 110 characters shorter
+    line = start + "a" * (protocol.MAX_TEXT - 5 - len(start)) + secret + "b" * 1000
+    channel_pair.session.log(line)
+    [frame] = channel_pair.sent()
+    body, note = frame["msg"].rsplit("\n", 1)
+    assert len(frame["msg"]) <= protocol.MAX_TEXT
+    assert body.startswith("*** " * 10 + "aaa") and body.endswith("aaa")
+    assert set(body) == set("*a ")
+    assert len(body) >= len(line) - 1000 - 14 - 110 - 14  # only the secret's length is dropped
+    keep = protocol.MAX_TEXT - 100
+    assert note == (
+        f"[gust: cut {len(line) - keep} of {len(line)} characters; "
+        f"a frame carries at most {protocol.MAX_TEXT}]"
+    )
+
+
+def test_a_long_line_full_of_secrets_shows_no_part_of_any_secret(
+    channel_pair: ChannelPair,
+) -> None:
+    secret = "pw1234"
+    channel_pair.session.masker.register(secret)
+    for sep in (" ", "; "):  # one of the two periods leaves a secret cut at the head's end
+        channel_pair.session.log((secret + sep) * (protocol.MAX_TEXT // 3))
+    for frame in channel_pair.sent():
+        body, note = frame["msg"].rsplit("\n", 1)
+        assert note.startswith("[gust: cut ")
+        assert body.translate(str.maketrans("", "", "*; ")) == "", body[-40:]  # masks only

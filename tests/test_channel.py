@@ -3,7 +3,9 @@
 The lock is tested where it matters: several threads writing frames of hundreds of KB to a
 slow reader through a real pipe, which writes small frames atomically anyway, so only large
 ones show whether each frame goes out whole. The in-memory behaviour of a channel (nothing
-after the final frames) is in ``test_calls.py``, through the session that uses it.
+after the final frames) is in ``test_calls.py``, through the session that uses it; here are
+reading frames with a deadline (through a subclass written against the earlier ``_read_some``
+API, as ``gust.testing`` is) and the stderr channel of a forked child.
 """
 
 from __future__ import annotations
@@ -12,12 +14,15 @@ import os
 import subprocess
 import sys
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from gust import protocol
+from gust._channel import Channel, MemoryChannel, StderrChannel
+from gust.errors import CallTimeoutError, HostGoneError
 
 BIG_FRAMES = """\
 import threading
@@ -73,3 +78,66 @@ def test_large_frames_from_many_threads_reach_a_slow_reader_whole(tmp_path: Path
         seen.add((n, i))
     assert seen == {(n, i) for n in range(6) for i in range(8)}
     assert frames[-1] == {"type": "result", "ok": True, "data": {"value": "done"}}
+
+
+class LegacyChannel(Channel):
+    """A channel written against the earlier one-call API: only ``_read_some``, which plays
+    a script (bytes, ``b""`` for end of input, ``None`` for a wait that ran out) and records
+    the timeout of each wait."""
+
+    def __init__(self, *script: bytes | None) -> None:
+        super().__init__()
+        self.script = deque(script)
+        self.waits: list[float | None] = []
+
+    def _read_some(self, timeout: float | None) -> bytes | None:
+        self.waits.append(timeout)
+        return self.script.popleft()
+
+
+def test_read_frame_returns_each_frame_of_the_input_in_order() -> None:
+    first, second = protocol.reply_ok(1), {"type": "note", "n": 2}
+    both = protocol.encode_frame(first) + protocol.encode_frame(second)
+    channel = LegacyChannel(both[:3], both[3:], b"")
+    assert channel.read_frame() == first
+    assert channel.read_frame() == second
+    assert channel.waits == [None, None]  # no timeout: every wait is unbounded
+    with pytest.raises(HostGoneError) as info:
+        channel.read_frame(what="the reply to get_secret_by_name('x')")
+    assert str(info.value) == (
+        "the host closed the channel while we waited for the reply to get_secret_by_name('x')"
+    )
+
+
+def test_read_frame_waits_no_longer_than_the_timeout_and_then_names_the_wait() -> None:
+    channel = LegacyChannel(None)
+    with pytest.raises(CallTimeoutError) as info:
+        channel.read_frame(timeout=0.5)
+    assert str(info.value) == "no answer within 0.5 s while waiting for a frame"
+    [wait] = channel.waits
+    assert wait is not None and wait <= 0.5
+    frame = protocol.reply_ok("late but in time")
+    channel = LegacyChannel(protocol.encode_frame(frame)[:5], protocol.encode_frame(frame)[5:])
+    assert channel.read_frame(timeout=30) == frame
+    first, second = channel.waits
+    assert first is not None and second is not None and 0 < second <= first <= 30
+
+
+def test_a_memory_channel_decodes_what_was_written_to_it() -> None:
+    channel = MemoryChannel()
+    channel.write_frame(protocol.log_frame("one"))
+    channel.write_frame(protocol.reply_ok([1, 2]))
+    assert channel.sent_frames() == [protocol.log_frame("one"), protocol.reply_ok([1, 2])]
+
+
+def test_the_stderr_channel_writes_frames_as_text_lines_and_has_no_input(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    channel = StderrChannel()
+    channel.write_frame(protocol.log_frame("from the child \u00e9", "warning"))
+    channel.write_frame({"type": "progress", "done": 3})
+    out, err = capfd.readouterr()
+    assert out == ""
+    assert err == ('[gust warning] from the child \u00e9\n[gust] {"type":"progress","done":3}\n')
+    with pytest.raises(HostGoneError, match="the host closed the channel while we waited"):
+        channel.read_frame(timeout=5)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import decimal
+import enum
 import json
 import math
 from typing import Any, NamedTuple
@@ -19,21 +20,45 @@ from gust.protocol import decode_payload, encode_frame
 from gust.values import MAX_DEPTH, UnsupportedValueError, to_json_value
 
 
+@dataclasses.dataclass
+class Row:
+    name: str
+    score: float
+
+
+@dataclasses.dataclass
+class Box:
+    item: Any
+
+
 def test_a_result_nested_exactly_max_depth_levels_is_sent_and_one_more_is_refused():
-    for box in (lambda v: [v], lambda v: {"k": v}):
+    boxes = [  # a container, and its JSON form around the same JSON item
+        (lambda v: [v], lambda j: [j]),
+        (lambda v: {"k": v}, lambda j: {"k": j}),
+        (lambda v: (v,), lambda j: [j]),
+    ]
+    for box, json_box in boxes:
         value: Any = "bottom"
+        expected: Any = "bottom"
         for _ in range(MAX_DEPTH):
-            value = box(value)
-        assert to_json_value(value) == value
+            value, expected = box(value), json_box(expected)
+        assert to_json_value(value) == expected
         encode_frame({"v": to_json_value(value)})  # the deepest accepted value still encodes
         with pytest.raises(UnsupportedValueError, match=f"nested more than {MAX_DEPTH} levels"):
             to_json_value(box(value))
 
 
-@dataclasses.dataclass
-class Row:
-    name: str
-    score: float
+def test_a_dataclass_counts_as_one_level_of_nesting():
+    value: Any = "bottom"
+    for _ in range(MAX_DEPTH - 1):
+        value = [value]
+    assert to_json_value(Box(value)) == {"item": value}
+    with pytest.raises(UnsupportedValueError) as info:
+        to_json_value(Box([value]))
+    assert str(info.value) == (
+        f"value of type 'list' at $.item{'[0]' * (MAX_DEPTH - 1)} has no JSON form: "
+        f"it is nested more than {MAX_DEPTH} levels deep"
+    )
 
 
 def test_unsupported_values_name_their_type_and_path() -> None:
@@ -59,6 +84,31 @@ def test_a_value_containing_itself_is_refused_with_the_path_of_the_repeat() -> N
         to_json_value(loop)
     shared = [1]
     assert to_json_value([shared, shared]) == [[1], [1]]  # the same list twice is no loop
+    row = Row("n", 1.0)
+    assert to_json_value([row, row]) == [{"name": "n", "score": 1.0}] * 2
+
+
+def test_a_dataclass_containing_itself_is_refused_with_the_path_of_the_repeat() -> None:
+    node = Box(None)
+    node.item = [node]
+    with pytest.raises(UnsupportedValueError) as info:
+        to_json_value({"head": node})
+    assert str(info.value) == (
+        f"value of type '{__name__}.Box' at $.head.item[0] has no JSON form: it contains itself"
+    )
+
+
+def test_a_refusal_without_a_reason_is_the_type_and_path_alone() -> None:
+    """The message of an unsupported leaf: the type (with its module unless a builtin) and
+    where it sits, and nothing after."""
+    for value, message in [
+        ({"rows": [1, object()]}, "value of type 'object' at $.rows[1] has no JSON form"),
+        ([datetime.timedelta(1)], "value of type 'datetime.timedelta' at $[0] has no JSON form"),
+        ({"b": Box}, "value of type 'type' at $.b has no JSON form"),  # a class, not an instance
+    ]:
+        with pytest.raises(UnsupportedValueError) as info:
+            to_json_value(value)
+        assert str(info.value) == message
 
 
 @settings(max_examples=50, deadline=None)
@@ -73,6 +123,108 @@ def test_dates_and_decimals_round_trip_through_their_strings(
     assert parsed.replace(tzinfo=None) == when.replace(tzinfo=None)
     assert parsed.utcoffset() == when.utcoffset()
     assert decimal.Decimal(data["amount"]) == amount
+
+
+class Name(str):
+    pass
+
+
+class Count(int):
+    pass
+
+
+class Celsius(float):
+    pass
+
+
+class Limit(enum.Enum):
+    NONE = (math.inf, 0)
+    SOME = (10, 1)
+
+
+class Color(enum.Enum):
+    RED = "red"
+    ONE = 1
+
+
+class Level(enum.IntEnum):
+    HIGH = 3
+
+
+def test_dict_keys_become_the_strings_json_would_write_for_them() -> None:
+    value = {True: 1, False: 2, None: 3, Color.RED: 4, Name("n"): 5, 10: 6, Level.HIGH: 7, 1.5: 8}
+    data = to_json_value(value)
+    assert data == {"true": 1, "false": 2, "null": 3, "red": 4, "n": 5, "10": 6, "3": 7, "1.5": 8}
+    assert all(type(k) is str for k in data)
+
+
+def test_dict_keys_without_a_string_form_are_refused_naming_the_key() -> None:
+    for value, message in [
+        (
+            {"x": {b"k": 1}},
+            "value of type 'bytes' at $.x[b'k'] has no JSON form: "
+            "dict keys must be strings or numbers",
+        ),
+        (
+            {Color.ONE: 1},  # an enum key is its value only when that is a string
+            f"value of type '{__name__}.Color' at $[<Color.ONE: 1>] has no JSON form: "
+            "dict keys must be strings or numbers",
+        ),
+        (
+            {"big": {10**5000: 1}},
+            "value of type 'int' at $.big[<int key>] has no JSON form: "
+            "a dict key has more than 4300 digits",
+        ),
+        (
+            {True: 1, "true": 2},
+            "value of type 'str' at $.true has no JSON form: "
+            "another key of this dict is also sent as 'true'",
+        ),
+    ]:
+        with pytest.raises(UnsupportedValueError) as info:
+            to_json_value(value)
+        assert str(info.value) == message
+
+
+def test_subclasses_of_str_int_and_float_are_sent_as_the_plain_value() -> None:
+    warnings: list[str] = []
+    data = to_json_value(
+        {"name": Name("ada"), "n": Count(3), "t": Celsius(21.5), "cold": Celsius("-inf")},
+        warn=warnings.append,
+    )
+    assert data == {"name": "ada", "n": 3, "t": 21.5, "cold": None}
+    assert [type(v) for v in data.values()] == [str, int, float, type(None)]
+    assert warnings == ["result value -inf at $.cold is not valid JSON; sent as null"]
+    with pytest.raises(UnsupportedValueError) as info:
+        to_json_value({"big": Count(10**5000)})
+    assert info.value.path == "$.big"
+    assert "more than 4300 digits" in str(info.value)
+
+
+def test_an_enum_member_is_its_value_converted_at_the_members_place() -> None:
+    warnings: list[str] = []
+    data = to_json_value({"limit": Limit.NONE, "other": [Limit.SOME]}, warn=warnings.append)
+    assert data == {"limit": [None, 0], "other": [[10, 1]]}
+    assert warnings == ["result value inf at $.limit[0] is not valid JSON; sent as null"]
+
+
+def test_sets_are_sorted_when_they_can_be_and_their_non_finite_numbers_warned() -> None:
+    warnings: list[str] = []
+    assert to_json_value({3, 1, 2}) == [1, 2, 3]
+    assert to_json_value({"s": frozenset({math.nan})}, warn=warnings.append) == {"s": [None]}
+    assert warnings == ["result value nan at $.s[0] is not valid JSON; sent as null"]
+    mixed = {1, "a", (2,)}  # no order among these: kept in iteration order
+    assert to_json_value(mixed) == [[2] if isinstance(v, tuple) else v for v in mixed]
+
+
+def test_non_finite_decimals_are_warned_as_the_number_they_are() -> None:
+    warnings: list[str] = []
+    values = [decimal.Decimal("Infinity"), decimal.Decimal("-Infinity"), decimal.Decimal("sNaN")]
+    assert to_json_value(values, warn=warnings.append) == [None, None, None]
+    assert warnings == [
+        f"result value {v} at $[{i}] is not valid JSON; sent as null"
+        for i, v in enumerate(["inf", "-inf", "nan"])
+    ]
 
 
 # -- any value: its JSON form, its warnings, or the refusal, exactly ----------------------------
