@@ -8,16 +8,18 @@ child still running after its deadline, so no test can hang.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import struct
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
-from _host import CLOSE_STDIN, NO_REPLY, REPO, SANDBOX_DAGS, Host, Later, task_argv
+from _host import CLOSE_STDIN, NO_REPLY, REPO, SANDBOX_DAGS, Host, Later, gust_argv, task_argv
 
 from gust.protocol import FrameDecoder, reply_error, reply_ok
 from gust.sandbox import SIGNAL_GRACE
@@ -122,27 +124,132 @@ def test_reading_stdin_sees_nothing_and_cannot_steal_the_reply() -> None:
     assert host.logs() == [("info", "prompt> ")]  # input()'s prompt, an unfinished line
 
 
-def test_closed_stdin_and_stderr_at_start_are_survivable() -> None:
-    # A launcher may start us without stdin or stderr: calls then fail at once, frames flow.
+def run_with_redirections(task: str, redirections: str) -> tuple[int, list[dict[str, Any]], bytes]:
+    """Run ``task`` of the sandbox DAG under ``sh -c 'exec gust ... REDIRECTIONS'`` (``<&-``
+    closes stdin), with no host answering: its status, frames and stderr."""
     command = " ".join(
-        [
-            sys.executable,
-            "-m",
-            "gust",
-            *(f"'{a}'" for a in task_argv(SANDBOX, "Sandbox", "call_then_return")),
-        ]
+        [sys.executable, "-m", "gust", *(f"'{a}'" for a in task_argv(SANDBOX, "Sandbox", task))]
     )
     proc = subprocess.run(
-        ["sh", "-c", f"exec {command} <&- 2>&-"], capture_output=True, cwd=REPO, timeout=15
+        ["sh", "-c", f"exec {command} {redirections}"], capture_output=True, cwd=REPO, timeout=15
     )
     decoder = FrameDecoder()
     decoder.feed(proc.stdout)
     frames = decoder.frames()
     decoder.eof()
-    assert proc.returncode == 0
+    return proc.returncode, frames, proc.stderr
+
+
+def test_closed_stdin_and_stderr_at_start_are_survivable() -> None:
+    # A launcher may start us without stdin or stderr: calls then fail at once, frames flow.
+    returncode, frames, _ = run_with_redirections("call_then_return", "<&- 2>&-")
+    assert returncode == 0
     assert [f["type"] for f in frames] == ["start", "call", "error", "result"]
     assert frames[-1]["error"]["type"] == "gust.errors.HostGoneError"
     assert "get_secret_by_name('ANY')" in frames[-1]["error"]["details"]
+
+
+def test_a_task_started_without_stdin_reads_it_as_empty() -> None:
+    returncode, frames, stderr = run_with_redirections("reads_stdin", "<&-")
+    assert returncode == 0, stderr
+    assert [f["type"] for f in frames] == ["start", "call", "log", "result"]  # the prompt: last
+    value = frames[-1]["data"]["value"]
+    assert value.pop("secret") == (
+        "HostGoneError: the host closed the channel while we waited for the reply to "
+        "get_secret_by_name('PLAIN')"
+    )
+    assert value == {"read": "", "input": "EOFError", "raw": ""}
+
+
+def test_raw_writes_to_fd_1_stay_out_of_the_frames_when_stderr_was_closed() -> None:
+    returncode, frames, stderr = run_with_redirections("fd1_frame_header", "<&- 2>&-")
+    assert returncode == 0, stderr
+    assert [f["type"] for f in frames] == ["start", "log", "result"]
+    assert frames[-1]["data"]["value"] == "raw"
+
+
+def test_a_closed_stdout_at_start_fails_with_status_2_and_says_why() -> None:
+    returncode, frames, stderr = run_with_redirections("prints", ">&-")
+    assert (returncode, frames) == (2, [])
+    assert stderr.decode() == (
+        "gust task run: cannot use stdin/stdout as the protocol channel: "
+        "file descriptor 1 (stdout) is not open\n"
+    )
+
+
+def test_prints_to_dunder_stdout_are_on_stderr_before_the_result_frame(
+    write_dag: Callable[..., Path], gust_task: Callable[..., Host]
+) -> None:
+    """A host may kill the child as soon as it has the result: nothing printed may be lost."""
+    dag = write_dag(
+        "unflushed.py",
+        """
+        import atexit
+        import sys
+        import time
+
+        from gust import Dag, task
+
+
+        class Unflushed(Dag):
+            @task
+            def t(self, ctx):
+                print("printed to sys.__stdout__, never flushed", file=sys.__stdout__)
+                atexit.register(time.sleep, 10)  # the exit is slow: the host will not wait
+                return "done"
+        """,
+    )
+
+    def kill_on_result(host: Host, frame: dict[str, Any]) -> None:
+        if frame["type"] == "result":
+            host.signal(signal.SIGKILL)
+
+    host = gust_task(dag, "Unflushed", "t", on_frame=kill_on_result)
+    assert host.value == "done"
+    assert host.returncode == -signal.SIGKILL
+    assert "printed to sys.__stdout__, never flushed" in host.stderr
+
+
+def test_unflushed_prints_to_dunder_stdout_are_dropped_quietly_when_stderr_is_gone(
+    write_dag: Callable[..., Path],
+) -> None:
+    """A host that stopped reading stderr must not cost the task its result."""
+    dag = write_dag(
+        "unflushed.py",
+        """
+        import sys
+
+        from gust import Dag, task
+
+
+        class Unflushed(Dag):
+            @task
+            def t(self, ctx):
+                print("to fd 1, which is stderr now", file=sys.__stdout__)
+                return "done"
+        """,
+    )
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # every write to the child's stderr now fails with EPIPE
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # as Gust starts us
+    try:
+        proc = subprocess.run(
+            gust_argv(*task_argv(dag, "Unflushed", "t")),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=write_end,
+            cwd=REPO,
+            env=env,
+            timeout=15,
+        )
+    finally:
+        os.close(write_end)
+    decoder = FrameDecoder()
+    decoder.feed(proc.stdout)
+    frames = decoder.frames()
+    assert proc.returncode == 0
+    assert [f["type"] for f in frames] == ["start", "result"]
+    assert frames[-1]["data"]["value"] == "done"
 
 
 # -- threads ----------------------------------------------------------------------------------
@@ -500,6 +607,39 @@ def test_a_forked_child_cannot_write_into_the_frame_stream() -> None:
     assert "[gust info] forked log" in host.stderr
     assert "forked call: NotInTaskError" in host.stderr
     assert "a process forked from the task has no host channel" in host.stderr
+
+
+def test_a_forked_child_gets_the_signal_handlers_from_before_the_task(
+    write_dag: Callable[..., Path], gust_task: Callable[..., Host]
+) -> None:
+    """SIGTERM kills a forked worker the default way, not by raising in it."""
+    dag = write_dag(
+        "forks.py",
+        """
+        import os
+        import signal
+        import time
+
+        from gust import Dag, task
+
+
+        class Forks(Dag):
+            @task
+            def child_gets_sigterm(self, ctx):
+                pid = os.fork()
+                if pid == 0:
+                    try:
+                        os.kill(os.getpid(), signal.SIGTERM)
+                        time.sleep(5)
+                    finally:
+                        os._exit(0)
+                _, status = os.waitpid(pid, 0)
+                return os.waitstatus_to_exitcode(status)
+        """,
+    )
+    host = gust_task(dag, "Forks", "child_gets_sigterm")
+    assert host.value == -signal.SIGTERM
+    assert "Exception ignored" not in host.stderr
 
 
 def test_a_multiprocessing_pool_works_and_its_workers_die_on_terminate() -> None:
