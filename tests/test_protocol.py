@@ -389,6 +389,101 @@ def test_decode_payload_accepts_unknown_keys_and_types() -> None:
     assert decode_payload(b'{"type":"future","x":[1]}') == {"type": "future", "x": [1]}
 
 
+@pytest.mark.parametrize(
+    ("payload", "code", "message"),
+    [
+        (
+            b"\xff",
+            "bad_utf8",
+            "frame payload is not valid UTF-8: 'utf-8' codec can't decode byte 0xff in "
+            "position 0: invalid start byte",
+        ),
+        (b'{"x":NaN}', "bad_json", "frame payload is not valid JSON: NaN is not valid JSON"),
+        (b"[]", "not_object", "frame payload must be a JSON object, got list"),
+        (b"[" * 100_000 + b"]" * 100_000, "bad_json", "frame payload is nested too deeply"),
+    ],
+)
+def test_decode_errors_say_what_is_wrong(payload: bytes, code: str, message: str) -> None:
+    """The message of a decode error is what a host logs about a broken child."""
+    with pytest.raises(RemoteProtocolError) as info:
+        decode_payload(payload)
+    assert (info.value.code, str(info.value)) == (code, message)
+
+
+def test_encode_errors_say_what_cannot_be_sent() -> None:
+    with pytest.raises(LocalProtocolError) as info:
+        encode_frame([1, 2])  # type: ignore[arg-type]
+    assert str(info.value) == "a frame must hold a JSON object, not list"
+    with pytest.raises(LocalProtocolError) as info:
+        encode_frame({"v": object()})
+    assert str(info.value) == "cannot encode frame: Object of type object is not JSON serializable"
+    with pytest.raises(LocalProtocolError) as info:
+        encode_frame({"v": math.nan})
+    assert str(info.value).startswith("cannot encode frame: Out of range float values")
+
+
+def test_a_local_frame_exactly_at_the_format_limit_is_sent(monkeypatch: pytest.MonkeyPatch) -> None:
+    frame = {"msg": "more than ten bytes"}
+    size = len(encode_frame(frame)) - HEADER_SIZE
+    monkeypatch.setattr(protocol._codec, "MAX_FRAME_FORMAT", size)
+    assert encode_frame(frame)[:HEADER_SIZE] == header(size)
+    monkeypatch.setattr(protocol._codec, "MAX_FRAME_FORMAT", size - 1)
+    with pytest.raises(LocalProtocolError) as info:
+        encode_frame(frame)
+    assert str(info.value) == (
+        f"frame of {size} bytes is over the protocol limit of {size - 1} bytes"
+    )
+
+
+@pytest.mark.parametrize(
+    ("stream", "message"),
+    [
+        (b"\x00\x00", "input ended inside a frame header (2 of 4 bytes)"),
+        (header(10), "input ended inside a frame: got 0 of 10 payload bytes"),
+        (header(10) + b'{"a":', "input ended inside a frame: got 5 of 10 payload bytes"),
+    ],
+)
+def test_truncation_says_how_much_of_the_frame_arrived(stream: bytes, message: str) -> None:
+    decoder = FrameDecoder()
+    decoder.feed(stream)
+    assert decoder.next_frame() is None
+    with pytest.raises(RemoteProtocolError) as info:
+        decoder.eof()
+    assert (info.value.code, str(info.value)) == ("truncated", message)
+    with pytest.raises(RemoteProtocolError) as again:  # the stream is over: it stays failed
+        decoder.next_frame()
+    assert again.value is info.value
+
+
+def test_feeding_after_eof_is_a_programming_error() -> None:
+    decoder = FrameDecoder()
+    decoder.eof()
+    decoder.feed(b"")  # nothing: still fine
+    with pytest.raises(RuntimeError, match=r"^feed\(\) after eof\(\)$"):
+        decoder.feed(header(0))
+
+
+@pytest.mark.parametrize("limit", [-1, protocol.MAX_FRAME_FORMAT + 1])
+def test_a_decoder_limit_outside_the_header_range_is_refused(limit: int) -> None:
+    with pytest.raises(ValueError, match=r"^max_frame_size must be within 0\.\.4294967295$"):
+        FrameDecoder(max_frame_size=limit)
+
+
+def test_decoder_limits_at_both_ends_of_the_header_range() -> None:
+    widest = FrameDecoder(max_frame_size=protocol.MAX_FRAME_FORMAT)
+    widest.feed(header(protocol.MAX_FRAME_FORMAT))
+    assert widest.next_frame() is None  # any size a header can say is awaited, not refused
+    narrowest = FrameDecoder(max_frame_size=0)  # only empty payloads (never a valid object)
+    narrowest.feed(header(0))
+    with pytest.raises(RemoteProtocolError) as info:
+        narrowest.next_frame()
+    assert info.value.code == "bad_json"
+    narrowest.feed(header(1))
+    with pytest.raises(RemoteProtocolError) as info:
+        narrowest.next_frame()
+    assert info.value.code == "oversize"
+
+
 def test_message_constructors_match_the_spec() -> None:
     assert protocol.start_frame(7) == {"type": "start", "pid": 7}
     assert protocol.log_frame("m", "warning") == {"type": "log", "level": "warning", "msg": "m"}
@@ -416,6 +511,15 @@ def test_message_constructors_match_the_spec() -> None:
         "error": {"message": "m", "type": "T", "details": "d"},
     }
     assert protocol.error_frame("tb") == {"type": "error", "ok": False, "trace": "tb"}
+
+
+def test_a_log_frame_is_at_info_level_unless_told() -> None:
+    assert protocol.log_frame("m") == {"type": "log", "level": "info", "msg": "m"}
+
+
+def test_a_failure_detail_that_is_not_text_is_carried_as_it_is() -> None:
+    frame = protocol.result_failure("m", code=7, lines=[1, 2])
+    assert frame["error"] == {"message": "m", "code": 7, "lines": [1, 2]}
 
 
 # -- a bad frame never costs the good ones before it ---------------------------------------------
@@ -473,6 +577,17 @@ def test_an_error_kept_by_frames_is_raised_by_eof() -> None:
     assert info.value.code == "not_object"
 
 
+def test_an_error_kept_by_frames_is_raised_once_then_decoding_goes_on() -> None:
+    decoder = FrameDecoder()
+    decoder.feed(encode_frame({"a": 1}) + struct.pack(">I", 2) + b"[]" + encode_frame({"b": 2}))
+    assert decoder.frames() == [{"a": 1}]
+    with pytest.raises(RemoteProtocolError) as info:
+        decoder.frames()
+    assert info.value.code == "not_object"
+    assert decoder.next_frame() == {"b": 2}
+    decoder.eof()
+
+
 # -- the message vocabulary ----------------------------------------------------------------------
 
 
@@ -514,7 +629,11 @@ def test_the_reply_error_codes_harness_code_imports_still_work() -> None:
         ({"type": "start", "pid": True}, 'start: "pid" must be an integer'),
         ({"type": "log", "level": "info", "msg": 1}, 'log: "msg" must be a string'),
         ({"type": "log", "msg": "m"}, 'log: "level" must be a string'),
-        ({"type": "call", "op": "drop_table", "name": "x"}, "call: unknown op 'drop_table'"),
+        ({"type": "call", "op": 5, "name": "x"}, 'call: "op" must be a string'),
+        (
+            {"type": "call", "op": "drop_table", "name": "x"},
+            "call: unknown op 'drop_table' (known: get_secret_by_name, get_task_by_name_run)",
+        ),
         ({"type": "call", "op": "get_secret_by_name"}, 'call: "name" must be a string'),
         (
             {"type": "call", "op": "get_task_by_name_run", "name": "t", "run_id": "1"},
@@ -522,19 +641,36 @@ def test_the_reply_error_codes_harness_code_imports_still_work() -> None:
         ),
         ({"type": "error", "ok": True, "trace": "t"}, 'error: "ok" must be false'),
         ({"type": "error", "ok": False, "trace": None}, 'error: "trace" must be a string'),
-        ({"type": "result", "ok": True}, 'result: a successful result needs "data"'),
-        ({"type": "result", "ok": False, "error": "x"}, 'result: a failed result needs an "error"'),
+        (
+            {"type": "result", "ok": True},
+            'result: a successful result needs "data": {"value": ...}',
+        ),
+        (
+            {"type": "result", "ok": False, "error": "x"},
+            'result: a failed result needs an "error" object',
+        ),
+        ({"type": "result", "ok": False, "error": {}}, 'result: "error.message" must be a string'),
+        (
+            {"type": "result", "ok": False, "error": {"message": "m", "type": 1}},
+            'result: "error.type" must be a string',
+        ),
         (
             {"type": "result", "ok": False, "error": {"message": "m", "details": 3}},
             'result: "error.details" must be a string',
         ),
+        (
+            {"type": "result", "ok": False, "error": {"message": "m", "traceback": ["tb"]}},
+            'result: "error.traceback" must be a string',
+        ),
         ({"type": "result", "ok": "yes"}, 'result: "ok" must be true or false'),
         ({"type": "reply", "ok": False, "error": 5}, 'reply: "error" must be a string'),
         ({"type": "reply", "ok": True}, 'reply: a successful reply needs "data"'),
+        ({"type": "reply", "ok": "yes", "data": 1}, 'reply: "ok" must be true or false'),
+        ({"type": "reply", "error": "bad_call"}, 'reply: "ok" must be true or false'),
     ],
 )
 def test_check_message_says_why_a_shape_is_wrong(frame: dict, why: str) -> None:
-    assert (protocol.check_message(frame) or "").startswith(why)
+    assert protocol.check_message(frame) == why
 
 
 def test_unknown_types_and_keys_are_valid_messages() -> None:
@@ -568,6 +704,61 @@ def test_child_state_enforces_who_speaks_when() -> None:
             state.send(kind)
 
 
+@pytest.mark.parametrize(
+    ("sent", "kind", "message"),
+    [
+        ([], "log", "a log frame cannot come before start"),
+        (["start"], "start", "start was already sent"),
+        (["start", "error"], "error", "an error frame was already sent"),
+        (["start", "result"], "log", "a log frame cannot follow the final result"),
+        (["start", "result"], "start", "a start frame cannot follow the final result"),
+    ],
+)
+def test_a_frame_out_of_turn_is_refused_with_out_of_order(
+    sent: list[str], kind: str, message: str
+) -> None:
+    state = protocol.ChildState()
+    for earlier in sent:
+        state.send(earlier)
+    with pytest.raises(LocalProtocolError) as info:
+        state.send(kind)
+    assert (info.value.code, str(info.value)) == ("out_of_order", message)
+
+
+def test_a_reply_beyond_the_calls_names_both_counts() -> None:
+    """The message reaches the task in ``HostProtocolError`` (see the README)."""
+    state = protocol.ChildState(started=True)
+    state.send("call")
+    assert state.receive_reply() is True
+    with pytest.raises(RemoteProtocolError) as info:
+        state.receive_reply()
+    assert str(info.value) == (
+        "the host sent reply #2 but only 1 call(s) were made "
+        "(a reply when no call was waiting, or a second reply to one call)"
+    )
+
+
+def test_a_conversation_without_start_frame_begins_started() -> None:
+    """``gust run done`` sends no ``start``: logs and calls go at once, a ``start`` is refused."""
+    state = protocol.ChildState(started=True)
+    state.send("log")
+    state.send("call")
+    with pytest.raises(LocalProtocolError, match="start was already sent"):
+        state.send("start")
+
+
+def test_waiting_names_the_call_whose_reply_is_awaited() -> None:
+    state = protocol.ChildState(started=True)
+    assert state.waiting == 0
+    state.send("call")
+    state.send("call")
+    assert state.waiting == 2
+    assert state.receive_reply() is False  # call 1's late reply: call 2 still waits
+    assert state.waiting == 2
+    assert state.receive_reply() is True
+    assert state.waiting == 0 and state.replies_owed == 0
+
+
 # -- text cut to the cap ---------------------------------------------------------------------------
 
 
@@ -581,6 +772,20 @@ def test_cap_text_bounds_the_length_and_says_how_much_was_cut(text: str, limit: 
         assert capped.endswith(f"cut {len(text) - (limit - 100)} of {len(text)} characters; "
                                f"a frame carries at most {limit}]")  # fmt: skip
         assert protocol.cap_text(capped, limit) == capped  # cutting twice changes nothing
+
+
+def test_cap_text_counts_from_the_original_size_of_a_part() -> None:
+    """A masked head of a longer text is cut, and the note counts the whole original text."""
+    assert protocol.cap_text("abc", limit=150, size=1000) == (
+        "abc\n[gust: cut 950 of 1000 characters; a frame carries at most 150]"
+    )
+    assert protocol.cap_text("abc", limit=150, size=150) == "abc"
+
+
+def test_cap_text_keeps_no_text_when_the_limit_leaves_room_only_for_the_note() -> None:
+    assert protocol.cap_text("x" * 10, limit=5) == (
+        "\n[gust: cut 10 of 10 characters; a frame carries at most 5]"
+    )
 
 
 def test_every_constructor_carrying_user_text_caps_it() -> None:
@@ -619,6 +824,11 @@ def test_the_decoder_takes_a_payload_exactly_at_its_limit_and_refuses_one_byte_m
 def test_text_exactly_max_text_long_is_sent_whole_and_one_more_character_is_cut():
     exact = "y" * protocol.MAX_TEXT
     assert protocol.log_frame(exact)["msg"] == exact
+    assert protocol.error_frame(exact)["trace"] == exact
+    assert protocol.result_failure(exact, details=exact)["error"] == {
+        "message": exact,
+        "details": exact,
+    }
     over = protocol.log_frame(exact + "z")["msg"]
     keep = protocol.MAX_TEXT - 100
     assert over == "y" * keep + (
