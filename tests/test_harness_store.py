@@ -222,3 +222,12 @@ def test_stages_refuse_cycles_and_unknown_downstream() -> None:
         compute_stages({"a": spec("a", "b"), "b": spec("b", "a")})
     with pytest.raises(DagFileError, match="task 'a' has downstream 'ghost', which is no task"):
         compute_stages({"a": spec("a", "ghost")})
+
+
+@pytest.mark.timeout(10)
+def test_a_task_recorded_as_finished_without_a_start_gets_the_next_id() -> None:
+    """``finish`` of a task that never started (it failed to spawn) gives it an id, once."""
+    run = RunTasks(first_id=5)
+    run.finish("never_started", {"v": 1}, ok=True, save=True)
+    assert run.start("later") == 6
+    assert run.lookup("never_started") == (5, {"v": 1})

@@ -65,7 +65,10 @@ class RunTasks:
     def finish(self, name: str, value: Any, *, ok: bool, save: bool) -> None:
         """Record how ``name`` ended; only a successful task with ``save`` keeps its value."""
         with self._lock:
-            task_id = self._records[name][0] if name in self._records else self.start(name)
+            if name not in self._records:  # finished without starting: it gets its id now
+                self._records[name] = (self._next_id, {})
+                self._next_id += 1
+            task_id = self._records[name][0]
             kept = value if ok and save and isinstance(value, dict) else {}
             self._records[name] = (task_id, kept)
             if ok and not save:

@@ -71,7 +71,7 @@ class HtmlReportFile:
 
     Args:
         path: the file to write.
-        option: how the user named it, for messages (``--html``, or ``html=`` for run_dag).
+        option: how the user named it, for messages (``--html``, or ``html`` for run_dag).
 
     Raises:
         UsageError: ``path`` cannot be opened for writing.
