@@ -9,6 +9,9 @@ import decimal
 import enum
 import json
 import math
+import pathlib
+import sys
+import uuid
 from typing import Any, NamedTuple
 
 import pytest
@@ -346,3 +349,36 @@ def test_the_cases_cover_every_outcome() -> None:
     find(cases(), lambda c: bool(c.refused) and len(c.refused) > 1)
     find(cases(), lambda c: not c.refused and len(c.warned) > 1)
     find(cases(), lambda c: not c.refused and not c.warned and c.expected not in (None, [], {}))
+
+
+def test_a_dict_containing_itself_is_refused_and_the_same_dict_twice_is_not() -> None:
+    loop: dict[str, Any] = {"n": 1}
+    loop["inner"] = {"back": loop}
+    with pytest.raises(UnsupportedValueError) as info:
+        to_json_value(loop)
+    assert str(info.value) == (
+        "value of type 'dict' at $.inner.back has no JSON form: it contains itself"
+    )
+    shared = {"k": 1}
+    assert to_json_value([shared, shared]) == [{"k": 1}, {"k": 1}]
+    assert to_json_value({"a": shared, "b": [shared]}) == {"a": {"k": 1}, "b": [{"k": 1}]}
+
+
+def test_uuids_and_paths_are_sent_as_their_text() -> None:
+    value = {"id": uuid.UUID(int=1), "where": pathlib.PurePosixPath("/data/in.csv")}
+    assert to_json_value(value) == {
+        "id": "00000000-0000-0000-0000-000000000001",
+        "where": "/data/in.csv",
+    }
+
+
+@pytest.mark.skipif(not hasattr(sys, "get_int_max_str_digits"), reason="Python 3.11+ limit")
+def test_an_int_too_long_to_print_is_refused_naming_its_type_place_and_the_limit() -> None:
+    limit = sys.get_int_max_str_digits()
+    assert to_json_value({"n": 10 ** (limit - 1)}) == {"n": 10 ** (limit - 1)}
+    with pytest.raises(UnsupportedValueError) as info:
+        to_json_value({"n": 10**limit})
+    assert str(info.value) == (
+        f"value of type 'int' at $.n has no JSON form: it has more than {limit} digits, "
+        "Python's limit for printing"
+    )
