@@ -12,7 +12,8 @@ import pytest
 from _host import ChannelPair
 
 from gust import calls, protocol
-from gust._channel import FdChannel
+from gust._channel import FdChannel, MemoryChannel
+from gust.calls import Session
 from gust.errors import (
     CallError,
     CallTimeoutError,
@@ -269,3 +270,58 @@ def test_a_long_line_full_of_secrets_shows_no_part_of_any_secret(
         body, note = frame["msg"].rsplit("\n", 1)
         assert note.startswith("[gust: cut ")
         assert body.translate(str.maketrans("", "", "*; ")) == "", body[-40:]  # masks only
+
+
+def test_inside_run_done_a_call_goes_out_unanswered_and_raises_naming_why() -> None:
+    """No host answers calls in ``run done``: the frame still goes out (the harness shows it
+    where the author looks) and the call raises at once, naming its op."""
+    channel = MemoryChannel()
+    session = Session(channel, calls_allowed=False)
+    assert session.calls_allowed is False
+    frame = {"type": "call", "op": "get_secret_by_name", "name": "K"}
+    with pytest.raises(NotInTaskError) as info:
+        session.call(frame, "get_secret_by_name('K')")
+    assert str(info.value) == (
+        "get_secret_by_name('K') cannot be answered here: no host answers calls inside "
+        "`gust run done`"
+    )
+    assert info.value.op == "get_secret_by_name"
+    assert ChannelPair(channel).sent() == [frame]
+
+
+def test_a_refused_call_raises_call_error_with_the_op_and_the_hosts_error(
+    channel_pair: ChannelPair,
+) -> None:
+    def answer_once_asked() -> None:  # a host answers a call only once it has seen it
+        deadline = time.monotonic() + 10
+        while not channel_pair.sent() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        channel_pair.reply(protocol.reply_error("forbidden"))
+
+    host = threading.Thread(target=answer_once_asked)
+    host.start()
+    with pytest.raises(CallError) as info:
+        channel_pair.session.call({"type": "call", "op": "get_secret_by_name", "name": "K"}, "x")
+    host.join()
+    assert str(info.value) == "get_secret_by_name failed: host answered 'forbidden'"
+    assert (info.value.op, info.value.error) == ("get_secret_by_name", "forbidden")
+
+
+def test_a_call_after_the_host_broke_the_order_names_its_op(channel_pair: ChannelPair) -> None:
+    channel_pair.reply(reply_ok({}))  # a reply nobody asked for
+    call = {"type": "call", "op": "get_task_by_name_run", "name": "t", "run_id": 1}
+    with pytest.raises(HostProtocolError) as first:
+        channel_pair.session.call(call, "get_task_by_name_run('t', 1)")
+    with pytest.raises(HostProtocolError) as again:
+        channel_pair.session.call(call, "get_task_by_name_run('t', 1)")
+    assert first.value.op == again.value.op == "get_task_by_name_run"
+    assert str(again.value).startswith("get_task_by_name_run('t', 1) cannot be made: the host")
+
+
+def test_start_and_the_final_frames_go_out_in_order() -> None:
+    channel = MemoryChannel()
+    session = Session(channel, sends_start=True)
+    session.send_start(4242)
+    final = [protocol.error_frame("Traceback: boom"), protocol.result_failure("boom")]
+    session.write_final([(f["type"], protocol.encode_frame(f)) for f in final])
+    assert ChannelPair(channel).sent() == [{"type": "start", "pid": 4242}, *final]
