@@ -52,7 +52,10 @@ def assert_one_whole_result(host: Host) -> dict[str, Any]:
     types = host.types()
     assert types[0] == "start" and types.count("start") == 1
     assert types.count("result") == 1 and types[-1] == "result", types
-    assert host.result["ok"] is True, [f for f in host.frames if f["type"] == "error"]
+    assert host.result["ok"] is True, (
+        host.result,
+        [f for f in host.frames if f["type"] == "error"],
+    )
     return host.result
 
 
