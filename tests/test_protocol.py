@@ -59,7 +59,7 @@ def decode_all(data: bytes, chunks: list[int] | None = None) -> list[dict]:
     return frames
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(json_objects)
 def test_round_trip_of_any_json_object(obj: dict) -> None:
     data = encode_frame(obj)
@@ -188,7 +188,7 @@ def test_the_streams_cover_vectors_and_transcripts() -> None:
     assert sum(s.boundaries is not None and len(s.boundaries) > 1 for s in SUITE_STREAMS) > 40
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(
     stream=any_streams,
     rnd=st.randoms(use_true_random=False),

@@ -6,8 +6,8 @@
 suite through subprocesses: thorough, and hours on two cores. A sweep asks a narrower question
 fast: do a module's own tests kill its mutants? It needs the mutants mutmut generated
 (``mutants/``, made by the first seconds of ``mutmut run``), runs the given tests once on the
-original code, then for each mutant until the first test fails (a mutant that runs past
-``--limit`` seconds counts as killed, as a timeout does in mutmut). Subprocesses the tests
+original code, then for each mutant until the first test fails (a test that hangs fails by
+its pytest-timeout, so a mutant that hangs counts as killed, as in mutmut). Subprocesses the tests
 start import the mutated package too (tests/conftest.py). The survivors are printed and the
 result is written to ``mutants/sweep/<module>.json``.
 """
@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -30,15 +29,11 @@ REPO = Path(__file__).resolve().parents[2]
 MUTANTS = REPO / "mutants"
 
 
-class _Limit(BaseException):
-    """The mutant ran past its time limit (a BaseException, so no test can swallow it)."""
-
-
 class SweepPlugin:
     """Runs the session's tests once per mutant instead of once (``pytest_runtestloop``)."""
 
-    def __init__(self, names: list[str], limit: float, out: Path) -> None:
-        self.names, self.limit, self.out = names, limit, out
+    def __init__(self, names: list[str], out: Path) -> None:
+        self.names, self.out = names, out
 
     def _first_failure(self, session: Any) -> str | None:
         from _pytest.runner import runtestprotocol
@@ -51,19 +46,9 @@ class SweepPlugin:
 
     def _judge(self, session: Any, name: str) -> str | None:
         os.environ["MUTANT_UNDER_TEST"] = name
-
-        def expire(signum: int, frame: Any) -> None:
-            raise _Limit
-
-        previous = signal.signal(signal.SIGALRM, expire)
-        signal.setitimer(signal.ITIMER_REAL, self.limit)
         try:
             return self._first_failure(session)
-        except _Limit:
-            return f"timeout after {self.limit:g} s"
         finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, previous)
             os.environ["MUTANT_UNDER_TEST"] = ""
 
     def pytest_runtestloop(self, session: Any) -> bool:
@@ -93,7 +78,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("module", help="the module's path, e.g. gust/values.py")
     parser.add_argument("tests", nargs="+", help="its test files, e.g. tests/test_values.py")
     parser.add_argument("-k", default=None, help="pytest -k expression to leave slow tests out")
-    parser.add_argument("--limit", type=float, default=60.0, help="seconds per mutant")
     parser.add_argument(
         "--only", action="append", default=[], help="only the mutants matching this glob"
     )
@@ -118,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
 
     wanted = args.only or ["*"]
     names = [n for n in mutant_names(args.module) if any(fnmatch(n, p) for p in wanted)]
-    plugin = SweepPlugin(names, args.limit, out)
+    plugin = SweepPlugin(names, out)
     code = pytest.main(pytest_args, plugins=[plugin])
     results = json.loads(out.read_text(encoding="utf-8")) if out.exists() else {}
     survivors = [name for name, killer in results.items() if not killer]
