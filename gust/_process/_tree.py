@@ -19,8 +19,8 @@ _PR_SET_CHILD_SUBREAPER: Final = 36
 _popen_pids: set[int] = set()
 #: Held from a spawn's fork until its pid is in :data:`_popen_pids`, and while reaping: a
 #: child that exits at once must not be taken for an orphan (``Popen.wait`` would then find
-#: it gone and report status 0).
-_spawn_lock = threading.Lock()
+#: it gone and report status 0). Reentrant: :func:`reap_orphans` reaps each under it.
+_spawn_lock = threading.RLock()
 #: Whether :func:`become_subreaper` succeeded: orphans are then this process's to reap.
 _subreaper = False
 
@@ -161,9 +161,9 @@ def reap_orphans() -> None:
     if not _subreaper:
         return
     with _spawn_lock:
-        zombies = [p for p in _children_of(os.getpid()) if p not in _popen_pids and _is_zombie(p)]
-    for pid in zombies:
-        _reap_orphan(pid)
+        for pid in _children_of(os.getpid()):
+            if _is_zombie(pid):
+                _reap_orphan(pid)
 
 
 def kill_descendants(settle: float = 1.0) -> list[str]:

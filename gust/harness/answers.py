@@ -55,24 +55,25 @@ class RunTasks:
     def start(self, name: str) -> int:
         """Note that ``name`` started (a retry keeps its id); return its id."""
         with self._lock:
-            record = self._records.get(name)
-            if record is None:
-                record = (self._next_id, {})
-                self._next_id += 1
-                self._records[name] = record
-            return record[0]
+            return self._id_of(name)
 
     def finish(self, name: str, value: Any, *, ok: bool, save: bool) -> None:
         """Record how ``name`` ended; only a successful task with ``save`` keeps its value."""
         with self._lock:
-            if name not in self._records:  # finished without starting: it gets its id now
-                self._records[name] = (self._next_id, {})
-                self._next_id += 1
-            task_id = self._records[name][0]
+            task_id = self._id_of(name)  # a task finished without starting gets its id now
             kept = value if ok and save and isinstance(value, dict) else {}
             self._records[name] = (task_id, kept)
             if ok and not save:
                 self.unsaved.add(name)
+
+    def _id_of(self, name: str) -> int:
+        # The caller holds the lock.
+        record = self._records.get(name)
+        if record is None:
+            record = (self._next_id, {})
+            self._next_id += 1
+            self._records[name] = record
+        return record[0]
 
     def lookup(self, name: str) -> tuple[int, dict[str, Any]] | None:
         """The id and saved result of ``name`` if it has started in this run."""
