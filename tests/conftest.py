@@ -42,6 +42,18 @@ if MUTATION_RUN:
                 state()._stats.update(handle.read().split())
             os.unlink(entry.path)
 
+    #: A mutant that makes a test hang is killed by pytest-timeout; mutmut's own limit counts
+    #: CPU time, which a test waiting on a pipe does not use. The slowest test of the mutation
+    #: selection takes about 7 s alone, so a longer wait is a hang, not a slow test.
+    MUTATION_TEST_TIMEOUT = 20.0
+
+    def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+        """Cap every test's timeout, its own marker included, at MUTATION_TEST_TIMEOUT."""
+        for item in items:
+            marker = item.get_closest_marker("timeout")
+            if marker is None or not marker.args or marker.args[0] > MUTATION_TEST_TIMEOUT:
+                item.add_marker(pytest.mark.timeout(MUTATION_TEST_TIMEOUT), append=False)
+
 # -- fixtures ---------------------------------------------------------------------------------
 
 

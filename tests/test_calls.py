@@ -325,3 +325,38 @@ def test_start_and_the_final_frames_go_out_in_order() -> None:
     final = [protocol.error_frame("Traceback: boom"), protocol.result_failure("boom")]
     session.write_final([(f["type"], protocol.encode_frame(f)) for f in final])
     assert ChannelPair(channel).sent() == [{"type": "start", "pid": 4242}, *final]
+
+
+def test_inside_run_done_a_call_with_stdout_gone_still_raises_naming_why() -> None:
+    channel = MemoryChannel()
+    channel.write_final([])  # nothing more can be written, as when the reader went away
+    session = Session(channel, calls_allowed=False)
+    with pytest.raises(NotInTaskError, match="no host answers calls inside `gust run done`"):
+        session.call({"type": "call", "op": "get_secret_by_name", "name": "K"}, "x")
+
+
+@pytest.mark.timeout(15)
+def test_a_chatty_host_cannot_stretch_the_call_timeout(channel_pair: ChannelPair) -> None:
+    """``GUST_CALL_TIMEOUT`` bounds the whole wait for the reply, not the wait for each frame:
+    frames that are not replies keep arriving, and the call still times out, naming its op."""
+    session = channel_pair.session
+    session.call_timeout = 0.5
+    stop = threading.Event()
+
+    def chatter() -> None:
+        while not stop.wait(0.05):
+            channel_pair.reply({"type": "note", "not": "a reply"})
+
+    host = threading.Thread(target=chatter)
+    host.start()
+    try:
+        with pytest.raises(CallTimeoutError) as info:
+            session.call(protocol.call_get_secret("K"), "get_secret_by_name('K')")
+    finally:
+        stop.set()
+        host.join()
+    assert info.value.op == "get_secret_by_name"
+    assert str(info.value) == (
+        "no answer within 0.5 s (GUST_CALL_TIMEOUT) while waiting for the reply to "
+        "get_secret_by_name('K')"
+    )

@@ -11,6 +11,8 @@ API, as ``gust.testing`` is) and the stderr channel of a forked child.
 from __future__ import annotations
 
 import os
+import socket
+import struct
 import subprocess
 import sys
 import time
@@ -21,8 +23,8 @@ from typing import Any
 import pytest
 
 from gust import protocol
-from gust._channel import Channel, MemoryChannel, StderrChannel
-from gust.errors import CallTimeoutError, HostGoneError
+from gust._channel import Channel, FdChannel, MemoryChannel, StderrChannel
+from gust.errors import CallTimeoutError, HostGoneError, HostProtocolError
 
 BIG_FRAMES = """\
 import threading
@@ -141,3 +143,73 @@ def test_the_stderr_channel_writes_frames_as_text_lines_and_has_no_input(
     assert err == ('[gust warning] from the child \u00e9\n[gust] {"type":"progress","done":3}\n')
     with pytest.raises(HostGoneError, match="the host closed the channel while we waited"):
         channel.read_frame(timeout=5)
+
+
+def test_input_ending_inside_a_frame_names_the_wait_and_what_was_missing() -> None:
+    channel = MemoryChannel()
+    channel.push(protocol.encode_frame(protocol.reply_ok("cut"))[:-3])
+    channel.push(b"")
+    with pytest.raises(HostGoneError) as info:
+        channel.read_frame(what="the reply to get_secret_by_name('x')")
+    assert str(info.value) == (
+        "the host closed the channel inside a frame while we waited for the reply to "
+        "get_secret_by_name('x'): input ended inside a frame: got 36 of 39 payload bytes"
+    )
+
+
+def test_a_malformed_frame_from_the_host_is_a_protocol_error_saying_so() -> None:
+    channel = MemoryChannel()
+    payload = b"{not json"
+    channel.push(struct.pack(">I", len(payload)) + payload)
+    with pytest.raises(HostProtocolError) as info:
+        channel.read_frame(timeout=5)
+    assert str(info.value).startswith("bad frame from the host: ")
+
+
+def test_a_wait_not_named_by_the_caller_is_a_wait_for_a_frame() -> None:
+    channel = MemoryChannel()
+    channel.push(b"")
+    with pytest.raises(HostGoneError) as info:
+        channel.fill(5)
+    assert str(info.value) == "the host closed the channel while we waited for a frame"
+
+
+def test_a_channel_without_input_reads_as_ended_at_once() -> None:
+    read_end, write_end = os.pipe()
+    try:
+        channel = FdChannel(write_end, None)
+        with pytest.raises(HostGoneError) as info:
+            channel.read_frame(timeout=5)
+        assert str(info.value) == "the host closed the channel while we waited for a frame"
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+
+
+@pytest.mark.timeout(10)
+def test_a_reply_wait_on_a_socket_times_out_instead_of_blocking_in_read() -> None:
+    """A host may hand us a socket as stdin: it is always writable, so only a wait for
+    readable input (not any readiness) keeps the timeout."""
+    ours, host = socket.socketpair()
+    try:
+        channel = FdChannel(ours.fileno(), ours.fileno())
+        with pytest.raises(CallTimeoutError):
+            channel.read_frame(timeout=0.2)
+        host.sendall(protocol.encode_frame(protocol.reply_ok("late")))
+        assert channel.read_frame(timeout=5) == protocol.reply_ok("late")
+    finally:
+        ours.close()
+        host.close()
+
+
+def test_sections_nest_and_deferred_handlers_run_at_the_outermost_end() -> None:
+    channel = MemoryChannel()
+    ran: list[str] = []
+    channel.enter()
+    channel.enter()
+    channel.deferred.append(lambda: ran.append("handler"))
+    channel.leave()
+    assert ran == [], "a handler ran inside the outer section"
+    channel.leave()
+    assert ran == ["handler"]
+    assert channel.main_busy == 0

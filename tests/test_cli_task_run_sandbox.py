@@ -648,3 +648,38 @@ def test_a_multiprocessing_pool_works_and_its_workers_die_on_terminate() -> None
     assert host.value == [0, 1, 4, 9]
     assert host.messages() == ["pool done"]
     assert host.stderr.count("worker squares") == 4
+
+
+def test_sigterm_after_the_result_ends_the_process_the_default_way(
+    write_dag: Callable[..., Path], gust_task: Callable[..., Host]
+) -> None:
+    """Once the result is out nothing is left to report: a SIGTERM during the exit (here from
+    an atexit handler the task left, so that it lands after the result for certain) kills the
+    process by that signal, with no frame after the result."""
+    dag = write_dag(
+        "slow_exit.py",
+        """
+        import atexit
+        import os
+        import signal
+        import time
+
+        from gust import Dag, task
+
+
+        def terminated_while_exiting():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(30)
+
+
+        class SlowExit(Dag):
+            @task
+            def t(self, ctx):
+                atexit.register(terminated_while_exiting)
+                return "done"
+        """,
+    )
+    host = gust_task(dag, "SlowExit", "t")
+    assert host.types() == ["start", "result"]
+    assert host.value == "done"
+    assert host.returncode == -signal.SIGTERM, host.stderr

@@ -26,6 +26,7 @@ from gust.sandbox import (
     LogFrameHandler,
     LogWriter,
     MaskedStream,
+    TaskInterrupted,
     TaskSignals,
     capture_output,
     log_level_from_env,
@@ -353,4 +354,15 @@ def test_a_task_handler_landing_inside_a_frame_runs_once_the_frame_is_whole(
     assert signum == signal.SIGUSR1
     assert frame is not None and frame.f_code.co_name == (
         "test_a_task_handler_landing_inside_a_frame_runs_once_the_frame_is_whole"
+    )
+
+
+def test_task_interrupted_names_its_signal_and_why_gust_ended_the_task() -> None:
+    plain = TaskInterrupted(signal.SIGTERM)
+    assert (plain.signum, plain.signame) == (signal.SIGTERM, "SIGTERM")
+    assert str(plain) == "received SIGTERM (signal 15)"
+    ignored = TaskInterrupted(signal.SIGINT, ignored_for=2.0)
+    assert (ignored.signum, ignored.signame) == (signal.SIGINT, "SIGINT")
+    assert str(ignored) == (
+        "received SIGINT (signal 2); the task did not stop within 2 s, so gust ended it"
     )
