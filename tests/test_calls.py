@@ -360,3 +360,23 @@ def test_a_chatty_host_cannot_stretch_the_call_timeout(channel_pair: ChannelPair
         "no answer within 0.5 s (GUST_CALL_TIMEOUT) while waiting for the reply to "
         "get_secret_by_name('K')"
     )
+
+
+def test_log_sends_text_as_it_is_and_anything_else_as_its_str(
+    channel_pair: ChannelPair, capsys: pytest.CaptureFixture[str]
+) -> None:
+    class Shouty(str):
+        def __str__(self) -> str:
+            return "NOT THE TEXT"
+
+    calls.log(Shouty("a str subclass is text already"))
+    calls.log(42, "WARNING")
+    calls.log(ValueError("bad row 7"), "error")
+    assert channel_pair.sent() == [
+        protocol.log_frame("a str subclass is text already"),
+        protocol.log_frame("42", "warning"),
+        protocol.log_frame("bad row 7", "error"),
+    ]
+    calls.activate(None)  # outside a task: a plain line on stderr
+    calls.log(3.5, "Debug")
+    assert capsys.readouterr().err == "[gust debug] 3.5\n"

@@ -446,13 +446,15 @@ def test_a_task_that_fails_once_then_succeeds_keeps_both_attempts_in_its_report(
     dag = write_dag("flaky.py", FLAKY)
     seen = Watcher()
     before = time.monotonic()
-    report = run_dag(str(dag), retries=2, backoff=0, observer=seen, run_id=7)
+    # A second attempt a second after the first: its log's time counted from the run's start
+    # is after the span's start, counted from the child's start it would be long before.
+    report = run_dag(str(dag), retries=2, backoff=1.0, observer=seen, run_id=7)
     elapsed = time.monotonic() - before
     assert (report.status, report.exit_code) == ("ok", 0)
     flaky = report.tasks["flaky"]
     assert (flaky.status, flaky.attempts, flaky.value, flaky.error) == ("ok", 2, {"n": 2}, None)
     assert flaky.exit_code == 0
-    assert flaky.retry_delays == [0]
+    assert flaky.retry_delays == [1.0]
     assert seen.retried == [("flaky", 1, "not yet")]
     assert [(e["msg"], e["attempt"]) for e in flaky.logs] == [("first try", 1), ("second try", 2)]
     ghost = "get_task_by_name_run('ghost', 7) found no task"
@@ -470,7 +472,8 @@ def test_a_task_that_fails_once_then_succeeds_keeps_both_attempts_in_its_report(
     times = [t for s in flaky.spans for t in (s["start_s"], s["end_s"])]
     assert times == sorted(times) and times[0] >= 0 and times[-1] <= round(report.duration_s, 3)
     assert all(t == round(t, 3) for t in times)
-    assert flaky.logs[1]["t"] >= flaky.spans[1]["start_s"]  # log times use the same axis
+    assert flaky.spans[1]["start_s"] >= flaky.spans[0]["end_s"] + 1.0 - 0.002  # ms rounding
+    assert flaky.spans[1]["start_s"] <= flaky.logs[1]["t"] <= flaky.spans[1]["end_s"]
     assert 0 < flaky.duration_s <= report.duration_s <= elapsed
     # The downstream task reads the saved value of the attempt that succeeded; the first task
     # of a run with an empty store gets id 1, kept over its retries.
