@@ -432,8 +432,12 @@ def _flush_original_stdout() -> None:
     # What the task wrote to sys.__stdout__ (fd 1, now stderr) must not sit in its buffer:
     # the CLI leaves through os._exit, which flushes nothing.
     stream = sys.__stdout__
-    if stream is not None and not stream.closed:
-        with contextlib.suppress(OSError, ValueError):  # stderr gone: nothing to show it on
+    if stream is None:
+        return
+    # OSError: stderr is gone, nothing to show it on. ValueError: the task closed or detached
+    # the stream (then even ``closed`` raises), which leaves nothing to flush.
+    with contextlib.suppress(OSError, ValueError):
+        if not stream.closed:
             stream.flush()
 
 

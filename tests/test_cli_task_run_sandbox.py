@@ -683,3 +683,31 @@ def test_sigterm_after_the_result_ends_the_process_the_default_way(
     assert host.types() == ["start", "result"]
     assert host.value == "done"
     assert host.returncode == -signal.SIGTERM, host.stderr
+
+
+@pytest.mark.parametrize("stream", ["__stdout__", "__stderr__"])
+def test_a_task_that_detaches_a_standard_stream_still_gets_its_result(
+    write_dag: Callable[..., Path], gust_task: Callable[..., Host], stream: str
+) -> None:
+    """The runtime flushes the task's original streams on the way out; a stream the task
+    detached (or closed) must not turn its success into the runtime's own ValueError."""
+    dag = write_dag(
+        "detach.py",
+        f"""
+        import sys
+
+        from gust import Dag, task
+
+
+        class Detach(Dag):
+            @task
+            def t(self, ctx):
+                sys.{stream}.write("unflushed ")
+                sys.{stream}.detach()
+                return "detached"
+        """,
+    )
+    host = gust_task(dag, "Detach", "t")
+    assert host.types() == ["start", "result"], host.stderr
+    assert host.value == "detached"
+    assert host.returncode == 0, host.stderr
