@@ -7,18 +7,27 @@ The modules and the tests that judge them are ``[tool.mutmut]`` in pyproject.tom
 works in ``mutants/`` (ignored by git) and picks up where it stopped. The score counts a
 mutant killed when a test failed or it timed out; every other mutant is listed so that it can
 be killed by a new test or explained in the README ("Test strength").
+
+A full run takes hours on two cores, more than one sitting, and ``mutants/`` is not kept by a
+fresh clone. So the verdicts are also kept in git, in ``tests/_mutation/ledger/`` (mutmut's
+own per-module ``.meta`` files, which carry a hash of each function): ``--save`` copies them
+there after a run, and a run starting without ``mutants/`` puts them back first. mutmut then
+keeps the verdict of every function whose code has not changed and runs the rest.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+MUTANTS = REPO / "mutants"
+LEDGER = Path(__file__).resolve().parent / "ledger"
 KILLED = {"killed", "timeout", "segfault"}
 
 
@@ -29,7 +38,30 @@ def status_of(code: int | None) -> str:
     return status_by_exit_code[code]
 
 
-def score(root: Path = REPO / "mutants") -> int:
+def save_ledger(mutants: Path = MUTANTS, ledger: Path = LEDGER) -> int:
+    """Copy each module's verdicts from ``mutants`` into ``ledger``; how many files."""
+    metas = sorted(mutants.glob("gust/**/*.py.meta"))
+    for meta in metas:
+        target = ledger / meta.relative_to(mutants)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        data = json.loads(meta.read_text(encoding="utf-8"))
+        target.write_text(json.dumps(data, indent=0, sort_keys=True) + "\n", encoding="utf-8")
+    return len(metas)
+
+
+def restore_ledger(mutants: Path = MUTANTS, ledger: Path = LEDGER) -> int:
+    """Put the ledger's verdicts into ``mutants`` where it has none; how many files."""
+    restored = 0
+    for saved in sorted(ledger.glob("gust/**/*.py.meta")):
+        target = mutants / saved.relative_to(ledger)
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(saved, target)
+            restored += 1
+    return restored
+
+
+def score(root: Path = MUTANTS) -> int:
     """Print killed/total per module and the mutants not killed; how many were not killed."""
     metas = sorted(root.glob("gust/**/*.py.meta"))
     if not metas:
@@ -37,32 +69,46 @@ def score(root: Path = REPO / "mutants") -> int:
         return 1
     missed: list[tuple[str, str]] = []
     total = Counter[str]()
-    print(f"{'module':<28} {'killed':>7} {'total':>6} {'score':>6}")
+    print(f"{'module':<28} {'killed':>7} {'other':>6} {'not run':>8} {'total':>6}")
     for meta in metas:
         module = str(meta.relative_to(root))[: -len(".meta")]
         codes = json.loads(meta.read_text(encoding="utf-8"))["exit_code_by_key"]
         statuses = {key: status_of(code) for key, code in codes.items()}
         killed = sum(s in KILLED for s in statuses.values())
-        print(f"{module:<28} {killed:>7} {len(codes):>6} {killed / max(1, len(codes)):>6.0%}")
-        total.update(killed=killed, total=len(codes))
-        missed += sorted((k, s) for k, s in statuses.items() if s not in KILLED)
-    print(f"{'all':<28} {total['killed']:>7} {total['total']:>6} "
-          f"{total['killed'] / max(1, total['total']):>6.0%}")  # fmt: skip
+        not_run = sum(code is None for code in codes.values())
+        other = len(codes) - killed - not_run
+        print(f"{module:<28} {killed:>7} {other:>6} {not_run:>8} {len(codes):>6}")
+        total.update(killed=killed, other=other, not_run=not_run, total=len(codes))
+        missed += sorted((k, s) for k, s in statuses.items() if s not in KILLED | {"not checked"})
+    print(f"{'all':<28} {total['killed']:>7} {total['other']:>6} {total['not_run']:>8} "
+          f"{total['total']:>6}")  # fmt: skip
     for key, status in missed:
         print(f"  {status:<12} {key}")
-    return 0 if not missed else 2
+    return 0 if not missed and not total["not_run"] else 2
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--score", action="store_true", help="only print the last run's score")
+    parser.add_argument(
+        "--score", action="store_true", help="only print the last run's (or the ledger's) score"
+    )
+    parser.add_argument(
+        "--save", action="store_true", help="copy the verdicts into tests/_mutation/ledger/"
+    )
     parser.add_argument("mutants", nargs="*", help="mutant names or globs for mutmut run")
     args = parser.parse_args(argv)
+    if args.save:
+        print(f"saved {save_ledger()} module(s) to {LEDGER.relative_to(REPO)}")
+        return 0
     if not args.score:
+        if restored := restore_ledger():
+            print(f"restored {restored} module(s) of verdicts from {LEDGER.relative_to(REPO)}")
         run = subprocess.run(["mutmut", "run", *args.mutants], cwd=REPO, check=False)
         if run.returncode not in (0, 1):
             return run.returncode
-    return score()
+        return score()
+    # A fresh clone has no mutants/ yet: the score of the verdicts kept in git.
+    return score(MUTANTS if any(MUTANTS.glob("gust/**/*.py.meta")) else LEDGER)
 
 
 if __name__ == "__main__":
