@@ -380,3 +380,17 @@ def test_log_sends_text_as_it_is_and_anything_else_as_its_str(
     calls.activate(None)  # outside a task: a plain line on stderr
     calls.log(3.5, "Debug")
     assert capsys.readouterr().err == "[gust debug] 3.5\n"
+
+
+def test_after_the_sessions_final_frames_logs_are_dropped_and_no_frame_can_follow() -> None:
+    """A thread the task left may log after the result: its lines go nowhere, quietly; but a
+    second final frame is the runtime's own bug and is refused by the turn rules."""
+    channel = MemoryChannel()
+    session = Session(channel, sends_start=True)
+    session.send_start(7)
+    result = protocol.result_success("done")
+    session.write_final([("result", protocol.encode_frame(result))])
+    session.log("from a thread the task left")  # dropped, not raised
+    with pytest.raises(protocol.LocalProtocolError, match="cannot follow the final result"):
+        session.write_final([("result", protocol.encode_frame(result))])
+    assert ChannelPair(channel).sent() == [protocol.start_frame(7), result]

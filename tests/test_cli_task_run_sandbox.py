@@ -650,15 +650,17 @@ def test_a_multiprocessing_pool_works_and_its_workers_die_on_terminate() -> None
     assert host.stderr.count("worker squares") == 4
 
 
+@pytest.mark.parametrize("own_handler", [False, True])
 def test_sigterm_after_the_result_ends_the_process_the_default_way(
-    write_dag: Callable[..., Path], gust_task: Callable[..., Host]
+    write_dag: Callable[..., Path], gust_task: Callable[..., Host], own_handler: bool
 ) -> None:
     """Once the result is out nothing is left to report: a SIGTERM during the exit (here from
     an atexit handler the task left, so that it lands after the result for certain) kills the
-    process by that signal, with no frame after the result."""
+    process by that signal, with no frame after the result; also when the task had installed
+    a SIGTERM handler of its own, which is off once the task's code is over."""
     dag = write_dag(
         "slow_exit.py",
-        """
+        f"""
         import atexit
         import os
         import signal
@@ -675,6 +677,8 @@ def test_sigterm_after_the_result_ends_the_process_the_default_way(
         class SlowExit(Dag):
             @task
             def t(self, ctx):
+                if {own_handler}:
+                    signal.signal(signal.SIGTERM, lambda signum, frame: print("task's handler"))
                 atexit.register(terminated_while_exiting)
                 return "done"
         """,
@@ -683,6 +687,7 @@ def test_sigterm_after_the_result_ends_the_process_the_default_way(
     assert host.types() == ["start", "result"]
     assert host.value == "done"
     assert host.returncode == -signal.SIGTERM, host.stderr
+    assert "task's handler" not in host.stderr
 
 
 @pytest.mark.parametrize("stream", ["__stdout__", "__stderr__"])

@@ -366,3 +366,32 @@ def test_task_interrupted_names_its_signal_and_why_gust_ended_the_task() -> None
     assert str(ignored) == (
         "received SIGINT (signal 2); the task did not stop within 2 s, so gust ended it"
     )
+
+
+def test_a_task_handler_deferred_past_the_end_of_the_task_never_runs(
+    task_signals: TaskSignals,
+) -> None:
+    seen: list[int] = []
+    signal.signal(signal.SIGUSR1, lambda signum, frame: seen.append(signum))
+    channel = task_signals.channel
+    channel.enter()  # the signal lands inside a frame: deferred
+    signal.raise_signal(signal.SIGUSR1)
+    task_signals.disarm()  # the task's code is over before the frame is whole
+    channel.leave()
+    assert seen == []
+
+
+def test_after_disarm_handlers_installed_later_are_plain_python_handlers(
+    task_signals: TaskSignals,
+) -> None:
+    """Code that runs after the task (its atexit hooks) installs handlers the usual way."""
+    task_signals.disarm()
+    seen: list[int] = []
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        seen.append(signum)
+
+    signal.signal(signal.SIGUSR1, handler)
+    assert signal.getsignal(signal.SIGUSR1) is handler
+    signal.raise_signal(signal.SIGUSR1)
+    assert seen == [signal.SIGUSR1]
