@@ -213,3 +213,28 @@ def test_sections_nest_and_deferred_handlers_run_at_the_outermost_end() -> None:
     channel.leave()
     assert ran == ["handler"]
     assert channel.main_busy == 0
+
+
+def test_a_forked_child_writing_through_the_parents_channel_is_refused_naming_both_pids() -> None:
+    channel = MemoryChannel()
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report what the write raised, then leave at once
+        try:
+            try:
+                channel.write_frame(protocol.log_frame("from the child"))
+                outcome = "written"
+            except HostGoneError as exc:
+                outcome = f"HostGoneError: {exc}"
+            os.write(write_end, outcome.encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as reader:
+        outcome = reader.read().decode()
+    os.waitpid(pid, 0)
+    assert outcome == (
+        f"HostGoneError: this process (pid {pid}) was forked from the task (pid {os.getpid()}): "
+        "only the task's own process writes frames"
+    )
+    assert channel.sent_frames() == []
