@@ -213,6 +213,14 @@ def test_sections_nest_and_deferred_handlers_run_at_the_outermost_end() -> None:
     channel.leave()
     assert ran == ["handler"]
     assert channel.main_busy == 0
+    # A frame written inside a section is a section of its own, nested: the handler waits.
+    channel.enter()
+    channel.deferred.append(lambda: ran.append("after the frame"))
+    channel.write_frame(protocol.log_frame("inside"))
+    assert ran == ["handler"], "a handler ran inside the outer section"
+    channel.leave()
+    assert ran == ["handler", "after the frame"]
+    assert channel.main_busy == 0
 
 
 def test_a_forked_child_writing_through_the_parents_channel_is_refused_naming_both_pids() -> None:
