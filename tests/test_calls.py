@@ -394,3 +394,9 @@ def test_after_the_sessions_final_frames_logs_are_dropped_and_no_frame_can_follo
     with pytest.raises(protocol.LocalProtocolError, match="cannot follow the final result"):
         session.write_final([("result", protocol.encode_frame(result))])
     assert ChannelPair(channel).sent() == [protocol.start_frame(7), result]
+
+
+def test_a_session_made_with_a_call_timeout_keeps_it() -> None:
+    session = Session(MemoryChannel(), call_timeout=0.2)
+    with pytest.raises(CallTimeoutError, match=r"no answer within 0\.2 s"):
+        session.call(protocol.call_get_secret("K"), "get_secret_by_name('K')")

@@ -15,6 +15,7 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 from collections import deque
 from pathlib import Path
@@ -246,3 +247,39 @@ def test_a_forked_child_writing_through_the_parents_channel_is_refused_naming_bo
         "only the task's own process writes frames"
     )
     assert channel.sent_frames() == []
+
+
+def test_a_broken_pipe_closes_the_output_for_good() -> None:
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        channel = FdChannel(write_end, None)
+        for _ in range(2):
+            with pytest.raises(HostGoneError):
+                channel.write_frame(protocol.log_frame("nobody reads this"))
+            assert channel.output_closed
+    finally:
+        os.close(write_end)
+
+
+def test_handlers_left_queued_run_in_the_main_thread_not_in_a_logging_thread() -> None:
+    """A deferred handler that raises leaves the rest queued; a frame another thread writes
+    meanwhile must not run them there (a TaskInterrupted belongs to the main thread)."""
+    channel = MemoryChannel()
+    ran_in: list[str] = []
+
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    channel.enter()
+    channel.deferred += [interrupted, lambda: ran_in.append(threading.current_thread().name)]
+    with pytest.raises(KeyboardInterrupt):
+        channel.leave()
+    worker = threading.Thread(
+        target=channel.write_frame, args=(protocol.log_frame("from a thread"),), name="logger"
+    )
+    worker.start()
+    worker.join()
+    assert ran_in == []
+    channel.write_frame(protocol.log_frame("from the main thread"))
+    assert ran_in == ["MainThread"]

@@ -395,3 +395,11 @@ def test_after_disarm_handlers_installed_later_are_plain_python_handlers(
     assert signal.getsignal(signal.SIGUSR1) is handler
     signal.raise_signal(signal.SIGUSR1)
     assert seen == [signal.SIGUSR1]
+
+
+def test_the_logging_handler_is_loaded_on_first_use_and_other_names_are_refused() -> None:
+    from gust._loghandler import LogFrameHandler as loaded
+
+    assert sandbox.LogFrameHandler is loaded
+    with pytest.raises(AttributeError, match=r"module 'gust\.sandbox' has no attribute 'Nope'"):
+        sandbox.Nope  # noqa: B018
