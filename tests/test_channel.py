@@ -283,3 +283,28 @@ def test_handlers_left_queued_run_in_the_main_thread_not_in_a_logging_thread() -
     assert ran_in == []
     channel.write_frame(protocol.log_frame("from the main thread"))
     assert ran_in == ["MainThread"]
+
+
+def test_the_final_frames_close_the_output_saying_why_and_leave_no_section_open() -> None:
+    channel = MemoryChannel()
+    channel.write_final([protocol.encode_frame(protocol.result_success(1))])
+    assert channel.main_busy == 0 and channel.output_closed
+    for late in (channel.write_final, lambda frames: channel.write_bytes(frames[0])):
+        with pytest.raises(HostGoneError) as info:
+            late([protocol.encode_frame(protocol.result_success(2))])
+        assert str(info.value) == "the task already sent its final frame; nothing more can be sent"
+    assert channel.sent_frames() == [protocol.result_success(1)]
+
+
+def test_final_frames_to_a_host_that_went_away_close_the_output_saying_so() -> None:
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        channel = FdChannel(write_end, None)
+        for _ in range(2):
+            with pytest.raises(HostGoneError) as info:
+                channel.write_final([protocol.encode_frame(protocol.result_success(1))])
+            assert str(info.value) == "the host stopped reading frames (broken pipe)"
+            assert channel.output_closed and channel.main_busy == 0
+    finally:
+        os.close(write_end)
