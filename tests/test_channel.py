@@ -308,3 +308,18 @@ def test_final_frames_to_a_host_that_went_away_close_the_output_saying_so() -> N
             assert channel.output_closed and channel.main_busy == 0
     finally:
         os.close(write_end)
+
+
+def test_input_that_cannot_be_read_counts_as_ended(tmp_path: Path) -> None:
+    """A read error on the host's pipe (here a directory, which every read refuses) is the
+    end of the conversation, not bytes to decode."""
+    unreadable = os.open(tmp_path, os.O_RDONLY)
+    read_end, write_end = os.pipe()
+    try:
+        channel = FdChannel(write_end, unreadable)
+        with pytest.raises(HostGoneError) as info:
+            channel.read_frame(timeout=5)
+        assert str(info.value) == "the host closed the channel while we waited for a frame"
+    finally:
+        for fd in (unreadable, read_end, write_end):
+            os.close(fd)

@@ -43,6 +43,23 @@ def test_the_ledger_round_trips_and_a_restore_keeps_newer_verdicts(tmp_path: Pat
     assert newer["exit_code_by_key"] == {"gust.calls.x_log__mutmut_1": 0}
 
 
+def test_a_kill_a_sweep_saw_is_saved_where_mutmut_saw_none(tmp_path: Path) -> None:
+    run = load_run()
+    mutants, ledger = tmp_path / "mutants", tmp_path / "ledger"
+    codes = {"gust.m.x_f__mutmut_1": 0, "gust.m.x_f__mutmut_2": 0, "gust.m.x_f__mutmut_3": None}
+    write_meta(mutants, "gust/m.py", codes)
+    (mutants / "sweep").mkdir()
+    sweep = {"gust.m.x_f__mutmut_1": "tests/test_m.py::test_fork", "gust.m.x_f__mutmut_2": None}
+    (mutants / "sweep" / "gust.m.py.only.json").write_text(json.dumps(sweep))
+    run.save_ledger(mutants, ledger)
+    saved = json.loads((ledger / "gust/m.py.meta").read_text())["exit_code_by_key"]
+    assert saved == {
+        "gust.m.x_f__mutmut_1": 1,
+        "gust.m.x_f__mutmut_2": 0,
+        "gust.m.x_f__mutmut_3": None,
+    }
+
+
 def test_the_score_lists_every_mutant_not_killed_and_counts_those_not_run(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -38,13 +38,32 @@ def status_of(code: int | None) -> str:
     return status_by_exit_code[code]
 
 
+def sweep_kills(mutants: Path = MUTANTS) -> set[str]:
+    """The mutants a sweep (``sweep.py``) saw a test kill."""
+    kills: set[str] = set()
+    for result in sorted((mutants / "sweep").glob("*.json")):
+        verdicts = json.loads(result.read_text(encoding="utf-8"))
+        kills.update(name for name, killer in verdicts.items() if killer)
+    return kills
+
+
 def save_ledger(mutants: Path = MUTANTS, ledger: Path = LEDGER) -> int:
-    """Copy each module's verdicts from ``mutants`` into ``ledger``; how many files."""
+    """Copy each module's verdicts from ``mutants`` into ``ledger``; how many files.
+
+    A kill a sweep saw counts where mutmut has none: the sweep ran the test with the mutant,
+    and it may be a test mutmut did not map to the function (one whose hits happen in a
+    process forked inside the test, which mutmut cannot see).
+    """
+    kills = sweep_kills(mutants)
     metas = sorted(mutants.glob("gust/**/*.py.meta"))
     for meta in metas:
         target = ledger / meta.relative_to(mutants)
         target.parent.mkdir(parents=True, exist_ok=True)
         data = json.loads(meta.read_text(encoding="utf-8"))
+        codes = data["exit_code_by_key"]
+        for name in kills & codes.keys():
+            if status_of(codes[name]) not in KILLED:
+                codes[name] = 1  # mutmut's code for a failing test
         target.write_text(json.dumps(data, indent=0, sort_keys=True) + "\n", encoding="utf-8")
     return len(metas)
 

@@ -9,7 +9,7 @@ fast: do a module's own tests kill its mutants? It needs the mutants mutmut gene
 original code, then for each mutant until the first test fails (a test that hangs fails by
 its pytest-timeout, so a mutant that hangs counts as killed, as in mutmut). Subprocesses the tests
 start import the mutated package too (tests/conftest.py). The survivors are printed and the
-result is written to ``mutants/sweep/<module>.json``.
+result is added to ``mutants/sweep/<module>.json``.
 """
 
 from __future__ import annotations
@@ -62,6 +62,8 @@ class SweepPlugin:
             took = time.monotonic() - started
             print(f"{'killed  ' if killer else 'SURVIVED'} {name} {killer or ''} {took:.1f}s")
         self.out.parent.mkdir(parents=True, exist_ok=True)
+        if self.out.exists():  # earlier sweeps of other mutants of the module stay
+            results = {**json.loads(self.out.read_text(encoding="utf-8")), **results}
         self.out.write_text(json.dumps(results, indent=1), encoding="utf-8")
         return True
 
@@ -104,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     names = [n for n in mutant_names(args.module) if any(fnmatch(n, p) for p in wanted)]
     plugin = SweepPlugin(names, out)
     code = pytest.main(pytest_args, plugins=[plugin])
-    results = json.loads(out.read_text(encoding="utf-8")) if out.exists() else {}
+    everything = json.loads(out.read_text(encoding="utf-8")) if out.exists() else {}
+    results = {name: everything[name] for name in names if name in everything}
     survivors = [name for name, killer in results.items() if not killer]
     print(f"{args.module}: {len(results) - len(survivors)} killed of {len(results)}")
     return int(code) or (2 if survivors else 0)
