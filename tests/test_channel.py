@@ -175,18 +175,6 @@ def test_a_wait_not_named_by_the_caller_is_a_wait_for_a_frame() -> None:
     assert str(info.value) == "the host closed the channel while we waited for a frame"
 
 
-def test_a_channel_without_input_reads_as_ended_at_once() -> None:
-    read_end, write_end = os.pipe()
-    try:
-        channel = FdChannel(write_end, None)
-        with pytest.raises(HostGoneError) as info:
-            channel.read_frame(timeout=5)
-        assert str(info.value) == "the host closed the channel while we waited for a frame"
-    finally:
-        os.close(read_end)
-        os.close(write_end)
-
-
 @pytest.mark.timeout(10)
 def test_a_reply_wait_on_a_socket_times_out_instead_of_blocking_in_read() -> None:
     """A host may hand us a socket as stdin: it is always writable, so only a wait for
@@ -310,13 +298,16 @@ def test_final_frames_to_a_host_that_went_away_close_the_output_saying_so() -> N
         os.close(write_end)
 
 
-def test_input_that_cannot_be_read_counts_as_ended(tmp_path: Path) -> None:
-    """A read error on the host's pipe (here a directory, which every read refuses) is the
-    end of the conversation, not bytes to decode."""
+@pytest.mark.parametrize("input_fd", ["none", "unreadable"])
+def test_input_that_is_absent_or_cannot_be_read_counts_as_ended(
+    tmp_path: Path, input_fd: str
+) -> None:
+    """No input at all, or a read error on the host's pipe (here a directory, which every read
+    refuses), is the end of the conversation, not bytes to decode."""
     unreadable = os.open(tmp_path, os.O_RDONLY)
     read_end, write_end = os.pipe()
     try:
-        channel = FdChannel(write_end, unreadable)
+        channel = FdChannel(write_end, None if input_fd == "none" else unreadable)
         with pytest.raises(HostGoneError) as info:
             channel.read_frame(timeout=5)
         assert str(info.value) == "the host closed the channel while we waited for a frame"
