@@ -105,7 +105,8 @@ def nan_for_null(value):
         return [nan_for_null(v) for v in value]
     return value
 
-threading.Thread(target=forward_replies, daemon=True).start()
+replies = threading.Thread(target=forward_replies, daemon=True)
+replies.start()
 out = sys.stdout.buffer
 decoder = FrameDecoder()
 while chunk := real.stdout.read1(65536):
@@ -129,6 +130,16 @@ while chunk := real.stdout.read1(65536):
         if fault == "frame_after_result" and kind == "result":
             out.write(encode_frame({"type": "log", "level": "info", "msg": "one more"}))
         out.flush()
+# The real runtime has exited but stays unreaped, so the host, which checks the start frame's
+# pid against our descendants as it reads, still finds it there however late it reads. The
+# host closes our stdin once it has read our whole output: only then is it reaped.
+sys.stdout.close()
+os.close(1)  # sys.stdout never closes the descriptor itself
+if fault == "wrong_descriptor":
+    while os.read(0, 65536):
+        pass
+else:
+    replies.join()
 sys.exit(real.wait())
 '''
 
