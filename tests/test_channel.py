@@ -237,19 +237,6 @@ def test_a_forked_child_writing_through_the_parents_channel_is_refused_naming_bo
     assert channel.sent_frames() == []
 
 
-def test_a_broken_pipe_closes_the_output_for_good() -> None:
-    read_end, write_end = os.pipe()
-    os.close(read_end)
-    try:
-        channel = FdChannel(write_end, None)
-        for _ in range(2):
-            with pytest.raises(HostGoneError):
-                channel.write_frame(protocol.log_frame("nobody reads this"))
-            assert channel.output_closed
-    finally:
-        os.close(write_end)
-
-
 def test_handlers_left_queued_run_in_the_main_thread_not_in_a_logging_thread() -> None:
     """A deferred handler that raises leaves the rest queued; a frame another thread writes
     meanwhile must not run them there (a TaskInterrupted belongs to the main thread)."""
@@ -284,14 +271,19 @@ def test_the_final_frames_close_the_output_saying_why_and_leave_no_section_open(
     assert channel.sent_frames() == [protocol.result_success(1)]
 
 
-def test_final_frames_to_a_host_that_went_away_close_the_output_saying_so() -> None:
+@pytest.mark.parametrize("write", ["a frame", "the final frames"])
+def test_a_broken_pipe_closes_the_output_for_good_saying_so(write: str) -> None:
     read_end, write_end = os.pipe()
     os.close(read_end)
     try:
         channel = FdChannel(write_end, None)
+        frame = protocol.encode_frame(protocol.result_success(1))
         for _ in range(2):
             with pytest.raises(HostGoneError) as info:
-                channel.write_final([protocol.encode_frame(protocol.result_success(1))])
+                if write == "a frame":
+                    channel.write_bytes(frame)
+                else:
+                    channel.write_final([frame])
             assert str(info.value) == "the host stopped reading frames (broken pipe)"
             assert channel.output_closed and channel.main_busy == 0
     finally:
