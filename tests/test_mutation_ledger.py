@@ -43,7 +43,9 @@ def test_the_ledger_round_trips_and_a_restore_keeps_newer_verdicts(tmp_path: Pat
     assert newer["exit_code_by_key"] == {"gust.calls.x_log__mutmut_1": 0}
 
 
-def test_a_kill_a_sweep_saw_is_saved_where_mutmut_saw_none(tmp_path: Path) -> None:
+def test_a_kill_a_sweep_saw_counts_where_mutmut_saw_none(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     run = load_run()
     mutants, ledger = tmp_path / "mutants", tmp_path / "ledger"
     codes = {"gust.m.x_f__mutmut_1": 0, "gust.m.x_f__mutmut_2": 0, "gust.m.x_f__mutmut_3": None}
@@ -58,6 +60,9 @@ def test_a_kill_a_sweep_saw_is_saved_where_mutmut_saw_none(tmp_path: Path) -> No
         "gust.m.x_f__mutmut_2": 0,
         "gust.m.x_f__mutmut_3": None,
     }
+    assert run.score(mutants) == 2  # the score of a live run counts it the same way
+    out = capsys.readouterr().out.splitlines()
+    assert out[1].split() == ["gust/m.py", "1", "1", "1", "3"]  # killed, other, not run, total
 
 
 def test_the_score_lists_every_mutant_not_killed_and_counts_those_not_run(

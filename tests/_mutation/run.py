@@ -24,11 +24,14 @@ import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 MUTANTS = REPO / "mutants"
 LEDGER = Path(__file__).resolve().parent / "ledger"
 KILLED = {"killed", "timeout", "segfault"}
+#: mutmut's record of one module's verdicts, under ``mutants/`` or the ledger.
+METAS = "gust/**/*.py.meta"
 
 
 def status_of(code: int | None) -> str:
@@ -47,23 +50,28 @@ def sweep_kills(mutants: Path = MUTANTS) -> set[str]:
     return kills
 
 
-def save_ledger(mutants: Path = MUTANTS, ledger: Path = LEDGER) -> int:
-    """Copy each module's verdicts from ``mutants`` into ``ledger``; how many files.
+def read_verdicts(meta: Path, kills: set[str]) -> dict[str, Any]:
+    """A module's ``.meta`` record, with the sweep ``kills`` counted where mutmut saw none:
+    the sweep ran the test with the mutant, and it may be a test mutmut did not map to the
+    function (one whose hits happen in a process forked inside the test, which mutmut cannot
+    see)."""
+    data: dict[str, Any] = json.loads(meta.read_text(encoding="utf-8"))
+    codes = data["exit_code_by_key"]
+    for name in kills & codes.keys():
+        if status_of(codes[name]) not in KILLED:
+            codes[name] = 1  # mutmut's code for a failing test
+    return data
 
-    A kill a sweep saw counts where mutmut has none: the sweep ran the test with the mutant,
-    and it may be a test mutmut did not map to the function (one whose hits happen in a
-    process forked inside the test, which mutmut cannot see).
-    """
+
+def save_ledger(mutants: Path = MUTANTS, ledger: Path = LEDGER) -> int:
+    """Copy each module's verdicts (:func:`read_verdicts`) from ``mutants`` into ``ledger``;
+    how many files."""
     kills = sweep_kills(mutants)
-    metas = sorted(mutants.glob("gust/**/*.py.meta"))
+    metas = sorted(mutants.glob(METAS))
     for meta in metas:
         target = ledger / meta.relative_to(mutants)
         target.parent.mkdir(parents=True, exist_ok=True)
-        data = json.loads(meta.read_text(encoding="utf-8"))
-        codes = data["exit_code_by_key"]
-        for name in kills & codes.keys():
-            if status_of(codes[name]) not in KILLED:
-                codes[name] = 1  # mutmut's code for a failing test
+        data = read_verdicts(meta, kills)
         target.write_text(json.dumps(data, indent=0, sort_keys=True) + "\n", encoding="utf-8")
     return len(metas)
 
@@ -71,7 +79,7 @@ def save_ledger(mutants: Path = MUTANTS, ledger: Path = LEDGER) -> int:
 def restore_ledger(mutants: Path = MUTANTS, ledger: Path = LEDGER) -> int:
     """Put the ledger's verdicts into ``mutants`` where it has none; how many files."""
     restored = 0
-    for saved in sorted(ledger.glob("gust/**/*.py.meta")):
+    for saved in sorted(ledger.glob(METAS)):
         target = mutants / saved.relative_to(ledger)
         if not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -81,17 +89,19 @@ def restore_ledger(mutants: Path = MUTANTS, ledger: Path = LEDGER) -> int:
 
 
 def score(root: Path = MUTANTS) -> int:
-    """Print killed/total per module and the mutants not killed; how many were not killed."""
-    metas = sorted(root.glob("gust/**/*.py.meta"))
+    """Print the verdicts per module and every mutant not killed; the exit status: 0 when
+    every mutant was run and killed, 2 when not, 1 when there are no verdicts at all."""
+    metas = sorted(root.glob(METAS))
     if not metas:
         print(f"no mutation results under {root}: run without --score first", file=sys.stderr)
         return 1
+    kills = sweep_kills(root)
     missed: list[tuple[str, str]] = []
     total = Counter[str]()
     print(f"{'module':<28} {'killed':>7} {'other':>6} {'not run':>8} {'total':>6}")
     for meta in metas:
         module = str(meta.relative_to(root))[: -len(".meta")]
-        codes = json.loads(meta.read_text(encoding="utf-8"))["exit_code_by_key"]
+        codes = read_verdicts(meta, kills)["exit_code_by_key"]
         statuses = {key: status_of(code) for key, code in codes.items()}
         killed = sum(s in KILLED for s in statuses.values())
         not_run = sum(code is None for code in codes.values())
@@ -127,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
             return run.returncode
         return score()
     # A fresh clone has no mutants/ yet: the score of the verdicts kept in git.
-    return score(MUTANTS if any(MUTANTS.glob("gust/**/*.py.meta")) else LEDGER)
+    return score(MUTANTS if any(MUTANTS.glob(METAS)) else LEDGER)
 
 
 if __name__ == "__main__":
